@@ -1,0 +1,149 @@
+package bootstrap
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"jailmgr/store"
+	"jailmgr/store/tree"
+)
+
+// Result reports what a bootstrap did.
+type Result struct {
+	Image           *store.Image
+	Packages        int
+	Downloaded      int
+	DownloadedBytes int64
+	Cached          int
+	Elapsed         time.Duration
+}
+
+// Run builds an image and commits it into the store. On any error nothing
+// is committed and the staging area is removed; if the process dies, the
+// next store.Open removes it.
+func Run(ctx context.Context, o Options, st *store.Store) (*Result, error) {
+	start := time.Now()
+	p, err := MakePlan(&o)
+	if err != nil {
+		return nil, err
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, format+"\n", args...) }
+	logf("bootstrap %s (%s, %s, variant %s) from %s (%s)", o.Suite, p.Suite.Distribution, o.Arch, o.Variant, p.Mirror, p.MirrorFrom)
+
+	t0 := time.Now()
+	idx, err := fetchIndex(ctx, &o, p)
+	if err != nil {
+		return nil, err
+	}
+	logf("verified InRelease and %d Packages indexes (%s)", len(p.Components), since(t0))
+	sel, err := Select(idx, p.Suite, o.Variant, o.Include, o.Exclude)
+	if err != nil {
+		return nil, err
+	}
+	all := sel.All()
+	logf("selected %d packages (%d required, %d for the variant)", len(all), len(sel.Required), len(sel.Base))
+
+	stg, err := st.NewStaging()
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			stg.Abort()
+		}
+	}()
+	t0 = time.Now()
+	fr, err := fetch(ctx, &o, p.Mirror, all, st.CacheDir(), filepath.Join(stg.Dir, "partial"))
+	if err != nil {
+		return nil, err
+	}
+	if fr.Downloaded == 0 {
+		logf("all %d packages in the cache: downloaded 0 bytes", fr.Cached)
+	} else {
+		logf("downloaded %d packages (%.1f MiB, %s), %d from the cache", fr.Downloaded, float64(fr.DownloadedBytes)/(1<<20), since(t0), fr.Cached)
+	}
+
+	root, err := tree.OpenRoot(stg.Root())
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	u, err := newUnpacker(root, st.CacheDir(), p.MergedUsr)
+	if err != nil {
+		return nil, err
+	}
+	t0 = time.Now()
+	pkgs, err := u.unpackAll(ctx, unpackJobs(o.Jobs), all)
+	if err != nil {
+		return nil, err
+	}
+	logf("unpacked %d packages (%s)", len(pkgs), since(t0))
+	if err := writeDpkgDB(root, pkgs); err != nil {
+		return nil, err
+	}
+	if err := makeDevices(root); err != nil {
+		return nil, err
+	}
+	if err := prepareEtc(root, &o, p); err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(stg.Dir, "bootstrap.log"))
+	if err != nil {
+		return nil, fmt.Errorf("create bootstrap log: %w", err)
+	}
+	defer logFile.Close()
+	logf("configuring packages")
+	t0 = time.Now()
+	if err := configure(ctx, &o, root, pkgs, logFile); err != nil {
+		return nil, err
+	}
+	logf("configured %d packages (%s)", len(pkgs), since(t0))
+	if err := runHooks(ctx, o.CustomizeHooks, stg.Root(), logFile); err != nil {
+		return nil, err
+	}
+	if err := cleanup(root); err != nil {
+		return nil, err
+	}
+	if err := clampTimes(stg.Root()); err != nil {
+		return nil, err
+	}
+	size, err := store.DiskUsage(stg.Root())
+	if err != nil {
+		return nil, err
+	}
+	m := &store.Manifest{
+		Suite: o.Suite, Distribution: p.Suite.Distribution, Arch: o.Arch, Variant: o.Variant,
+		Components: p.Components, Mirror: p.Mirror, InReleaseSHA256: idx.InReleaseSHA256,
+		MergedUsr: p.MergedUsr, Created: time.Now().UTC().Truncate(time.Second), Size: size,
+	}
+	for _, c := range all {
+		m.Packages = append(m.Packages, store.Package{Name: c.Name, Version: c.Version, Arch: c.Arch, SHA256: c.SHA256})
+	}
+	sort.Slice(m.Packages, func(i, j int) bool { return m.Packages[i].Name < m.Packages[j].Name })
+	logFile.Close()
+	os.Remove(logFile.Name())
+	img, err := stg.Commit(o.Name, m)
+	if err != nil {
+		return nil, err
+	}
+	committed = true
+	logf("committed %s (%d packages, %.1f MiB, %s in all)", img.Ref(), len(all), float64(size)/(1<<20), since(start))
+	return &Result{Image: img, Packages: len(all), Downloaded: fr.Downloaded, DownloadedBytes: fr.DownloadedBytes, Cached: fr.Cached, Elapsed: time.Since(start)}, nil
+}
+
+// unpackJobs bounds unpack parallelism: it is CPU-bound (decompression), so
+// more workers than cores only add contention.
+func unpackJobs(jobs int) int {
+	n := numCPU()
+	if jobs < n {
+		return jobs
+	}
+	return n
+}
+
+func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }

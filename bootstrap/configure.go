@@ -1,0 +1,263 @@
+package bootstrap
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+
+	"jailmgr/debian/dependency"
+	"jailmgr/session"
+	"jailmgr/store/tree"
+)
+
+// corePackages are configured first, in this order, as debootstrap does:
+// users and groups, the base layout and dpkg must be in place before the
+// other maintainer scripts run.
+var corePackages = []string{"base-passwd", "base-files", "dpkg", "libc6", "perl-base"}
+
+const (
+	policyRcD   = "usr/sbin/policy-rc.d"
+	policyRcDSh = "#!/bin/sh\n# Written by jailmgr while it configures a new root: no daemon starts.\nexit 101\n"
+	fakeSSD     = "#!/bin/sh\necho\necho \"Warning: Fake start-stop-daemon called, doing nothing\"\n"
+)
+
+// configure runs the maintainer scripts inside the staged root with its own
+// dpkg: every preinst (in dependency order), then dpkg --configure, with
+// daemons blocked by policy-rc.d and a fake start-stop-daemon.
+func configure(ctx context.Context, o *Options, root *tree.Root, pkgs []*unpacked, logf *os.File) error {
+	undo, err := blockDaemons(root)
+	if err != nil {
+		return err
+	}
+	script := configureScript(root, pkgs)
+	cmd, err := session.Chroot(root.Path, "/bin/sh", "-c", script)
+	if err != nil {
+		return err
+	}
+	cmd.Env = []string{
+		"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C", "LANG=C",
+		"DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true",
+		"DPKG_ADMINDIR=/var/lib/dpkg", "DPKG_ROOT=",
+	}
+	if dv := findVersion(pkgs, "dpkg"); dv != "" {
+		cmd.Env = append(cmd.Env, "DPKG_RUNNING_VERSION="+dv)
+	}
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = logf, logf
+	go func() {
+		<-ctx.Done()
+		if cmd.Process != nil {
+			cmd.Process.Kill()
+		}
+	}()
+	runErr := cmd.Run()
+	if err := undo(); err != nil && runErr == nil {
+		runErr = err
+	}
+	if runErr != nil {
+		return fmt.Errorf("configure packages: %w\n%s", runErr, tail(logf.Name(), 25))
+	}
+	return nil
+}
+
+// configureScript is the shell script the root's /bin/sh runs.
+func configureScript(root *tree.Root, pkgs []*unpacked) string {
+	var b strings.Builder
+	b.WriteString("set -e\nexec </dev/null\nldconfig\n")
+	madeAwk := false
+	if !root.Exists("usr/bin/awk") && root.Exists("usr/bin/mawk") {
+		b.WriteString("ln -s mawk /usr/bin/awk\n")
+		madeAwk = true
+	}
+	specs := map[string]string{}
+	for _, p := range pkgs {
+		spec := p.c.Name
+		if p.control.Paragraph.Get("Multi-Arch") == "same" {
+			spec += ":" + p.c.Arch
+		}
+		specs[p.c.Name] = spec
+	}
+	for _, p := range installOrder(pkgs) {
+		if _, ok := p.control.File("preinst"); !ok {
+			continue
+		}
+		fmt.Fprintf(&b, "echo 'jailmgr: preinst %s'\n", p.c.Name)
+		fmt.Fprintf(&b, "DPKG_MAINTSCRIPT_PACKAGE=%s DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT=1 DPKG_MAINTSCRIPT_ARCH=%s DPKG_MAINTSCRIPT_NAME=preinst /var/lib/dpkg/info/%s.preinst install\n",
+			p.c.Name, p.c.Arch, specs[p.c.Name])
+	}
+	var core []string
+	for _, n := range corePackages {
+		if _, ok := specs[n]; ok {
+			core = append(core, n)
+		}
+	}
+	if len(core) > 0 {
+		fmt.Fprintf(&b, "dpkg --force-depends --force-confold --configure %s\n", strings.Join(core, " "))
+	}
+	if madeAwk {
+		b.WriteString("rm -f /usr/bin/awk\n")
+	}
+	if _, ok := specs["mawk"]; ok {
+		b.WriteString("dpkg --force-depends --force-confold --configure mawk\n")
+	}
+	b.WriteString("dpkg --force-confold --configure --pending\n")
+	// dpkg did not unpack these packages, so their ldconfig trigger never
+	// fired: build the linker cache once at the end.
+	b.WriteString("ldconfig\n")
+	return b.String()
+}
+
+// installOrder sorts packages so that each comes after what it
+// pre-depends on and depends on, as far as cycles allow.
+func installOrder(pkgs []*unpacked) []*unpacked {
+	by := map[string]*unpacked{}
+	names := make([]string, 0, len(pkgs))
+	for _, p := range pkgs {
+		by[p.c.Name] = p
+		names = append(names, p.c.Name)
+	}
+	sort.Strings(names)
+	// Core packages first, in their order.
+	ordered := append(append([]string{}, corePackages...), names...)
+	state := map[string]int{} // 0 new, 1 visiting, 2 done
+	var out []*unpacked
+	var visit func(n string)
+	visit = func(n string) {
+		p, ok := by[n]
+		if !ok || state[n] != 0 {
+			return
+		}
+		state[n] = 1
+		if p.c.relations() == nil {
+			for _, rels := range []dependency.Relations{p.c.predeps, p.c.deps} {
+				for _, alts := range rels {
+					for _, r := range alts {
+						if _, ok := by[r.Name]; ok {
+							visit(r.Name)
+							break
+						}
+					}
+				}
+			}
+		}
+		state[n] = 2
+		out = append(out, p)
+	}
+	for _, n := range ordered {
+		visit(n)
+	}
+	return out
+}
+
+// blockDaemons installs policy-rc.d and a fake start-stop-daemon; the
+// returned func puts the real one back and removes policy-rc.d.
+func blockDaemons(root *tree.Root) (func() error, error) {
+	madePolicy := false
+	if !root.Exists(policyRcD) {
+		if err := root.WriteFile(policyRcD, []byte(policyRcDSh), 0o755); err != nil {
+			return nil, fmt.Errorf("block daemons: %w", err)
+		}
+		madePolicy = true
+	}
+	ssd := ""
+	for _, p := range []string{"usr/sbin/start-stop-daemon", "sbin/start-stop-daemon"} {
+		if st, err := root.Lstat(p); err == nil && st.Mode&0o170000 == 0o100000 {
+			ssd = p
+			break
+		}
+	}
+	if ssd != "" {
+		if err := root.Rename(ssd, ssd+".REAL"); err != nil {
+			return nil, fmt.Errorf("block daemons: %w", err)
+		}
+		if err := root.WriteFile(ssd, []byte(fakeSSD), 0o755); err != nil {
+			return nil, fmt.Errorf("block daemons: %w", err)
+		}
+	}
+	return func() error {
+		if ssd != "" {
+			if err := root.Rename(ssd+".REAL", ssd); err != nil {
+				return fmt.Errorf("restore start-stop-daemon: %w", err)
+			}
+		}
+		if madePolicy {
+			return root.Remove(policyRcD)
+		}
+		return nil
+	}, nil
+}
+
+// makeDevices creates the device nodes debootstrap puts in a new root's
+// /dev, so that the image works with a plain chroot too.
+func makeDevices(root *tree.Root) error {
+	if os.Getuid() != 0 {
+		return nil
+	}
+	type node struct {
+		name         string
+		major, minor int64
+		mode         int64
+	}
+	for _, n := range []node{{"null", 1, 3, 0o666}, {"zero", 1, 5, 0o666}, {"full", 1, 7, 0o666}, {"random", 1, 8, 0o666}, {"urandom", 1, 9, 0o666}, {"tty", 5, 0, 0o666}, {"console", 5, 1, 0o600}} {
+		h := &tar.Header{Typeflag: tar.TypeChar, Name: "dev/" + n.name, Mode: n.mode, Devmajor: n.major, Devminor: n.minor}
+		if err := root.WriteEntry(h, nil, tree.Options{}); err != nil {
+			return fmt.Errorf("create /dev: %w", err)
+		}
+	}
+	for _, d := range []string{"dev/pts", "dev/shm"} {
+		if err := root.MkdirAll(d); err != nil {
+			return fmt.Errorf("create /dev: %w", err)
+		}
+	}
+	links := map[string]string{"dev/ptmx": "pts/ptmx", "dev/fd": "/proc/self/fd", "dev/stdin": "/proc/self/fd/0", "dev/stdout": "/proc/self/fd/1", "dev/stderr": "/proc/self/fd/2"}
+	for name, target := range links {
+		if err := root.Symlink(target, name); err != nil {
+			return fmt.Errorf("create /dev: %w", err)
+		}
+	}
+	return nil
+}
+
+func findVersion(pkgs []*unpacked, name string) string {
+	for _, p := range pkgs {
+		if p.c.Name == name {
+			return p.c.Version
+		}
+	}
+	return ""
+}
+
+// runHooks runs each customize hook on the host with the root as $1, as
+// mmdebstrap's --customize-hook does.
+func runHooks(ctx context.Context, hooks []string, rootDir string, logf *os.File) error {
+	for _, h := range hooks {
+		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", h, "sh", rootDir)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("run customize hook %q: %w\n%s", h, err, tail(logf.Name(), 15))
+		}
+	}
+	return nil
+}
+
+// tail returns the last n lines of a log file, indented, for error messages.
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	var b bytes.Buffer
+	for _, l := range lines {
+		b.WriteString("  | " + l + "\n")
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

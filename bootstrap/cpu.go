@@ -1,0 +1,5 @@
+package bootstrap
+
+import "runtime"
+
+func numCPU() int { return runtime.NumCPU() }

@@ -1,0 +1,255 @@
+package bootstrap
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"jailmgr/debian/compress"
+	"jailmgr/debian/control"
+	"jailmgr/debian/dependency"
+	"jailmgr/debian/release"
+	"jailmgr/debian/version"
+)
+
+// ErrVerify is wrapped by every size, hash or signature mismatch.
+var ErrVerify = errors.New("bootstrap: verification failed")
+
+// HashError names a file whose size or SHA256 is not what the signed index says.
+type HashError struct {
+	File               string
+	WantSize, GotSize  int64
+	WantSHA256, GotSHA string
+}
+
+func (e *HashError) Error() string {
+	if e.WantSize != e.GotSize {
+		return fmt.Sprintf("verify %s: size is %d bytes, the index says %d (a truncated or altered download; try again, or use another mirror)", e.File, e.GotSize, e.WantSize)
+	}
+	return fmt.Sprintf("verify %s: sha256 is %s, the index says %s (the file was altered; use another mirror)", e.File, e.GotSHA, e.WantSHA256)
+}
+
+func (e *HashError) Unwrap() error { return ErrVerify }
+
+// Candidate is one package of the archive's Packages indexes.
+type Candidate struct {
+	Name, Version, Arch, Priority, MultiArch, Component, Source string
+	Essential                                                   bool
+	Ver                                                         version.Version
+	Filename                                                    string
+	Size                                                        int64
+	SHA256                                                      string
+
+	depends, preDepends, provides string
+	parsed                        bool
+	deps, predeps, provs          dependency.Relations
+}
+
+// relations parses the candidate's relation fields once.
+func (c *Candidate) relations() error {
+	if c.parsed {
+		return nil
+	}
+	var err error
+	if c.deps, err = dependency.Parse(c.depends); err != nil {
+		return fmt.Errorf("%s %s: Depends: %w", c.Name, c.Version, err)
+	}
+	if c.predeps, err = dependency.Parse(c.preDepends); err != nil {
+		return fmt.Errorf("%s %s: Pre-Depends: %w", c.Name, c.Version, err)
+	}
+	if c.provs, err = dependency.Parse(c.provides); err != nil {
+		return fmt.Errorf("%s %s: Provides: %w", c.Name, c.Version, err)
+	}
+	c.parsed = true
+	return nil
+}
+
+// Index is the verified view of one suite on a mirror.
+type Index struct {
+	Release         *release.Release
+	InReleaseSHA256 string
+	Components      []string
+	// Packages holds every candidate by name, newest version first.
+	Packages map[string][]*Candidate
+}
+
+// fetchIndex downloads and verifies InRelease (or Release + Release.gpg) and
+// the Packages index of every component.
+func fetchIndex(ctx context.Context, o *Options, p *Plan) (*Index, error) {
+	kf, err := os.Open(p.Keyring)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoKeyring, err)
+	}
+	keyring, err := release.ReadKeyring(kf)
+	kf.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read keyring %s: %w", p.Keyring, err)
+	}
+	dist := "dists/" + o.Suite
+	now := o.Now()
+	var content []byte
+	raw, err := fetchSmall(ctx, o.Client, p.Mirror, dist+"/InRelease")
+	switch {
+	case err == nil:
+		content, _, err = release.VerifyInRelease(raw, keyring, now)
+		if err != nil {
+			return nil, fmt.Errorf("verify %s/%s/InRelease with %s: %w", p.Mirror, dist, p.Keyring, err)
+		}
+	case errors.Is(err, ErrNotFound):
+		fmt.Fprintf(o.Log, "no InRelease on the mirror; using Release and Release.gpg\n")
+		if raw, err = fetchSmall(ctx, o.Client, p.Mirror, dist+"/Release"); err != nil {
+			return nil, err
+		}
+		sig, err := fetchSmall(ctx, o.Client, p.Mirror, dist+"/Release.gpg")
+		if err != nil {
+			return nil, err
+		}
+		if _, err := release.VerifyDetached(raw, sig, keyring, now); err != nil {
+			return nil, fmt.Errorf("verify %s/%s/Release with %s: %w", p.Mirror, dist, p.Keyring, err)
+		}
+		content = raw
+	default:
+		return nil, err
+	}
+	sum := sha256.Sum256(raw)
+	rel, err := release.Parse(bytes.NewReader(content))
+	if err != nil {
+		return nil, fmt.Errorf("read %s/Release: %w", dist, err)
+	}
+	if err := rel.CheckValid(now); err != nil {
+		return nil, fmt.Errorf("verify %s/%s: %w (the mirror is stale; use another one)", p.Mirror, dist, err)
+	}
+	if len(rel.Architectures) > 0 && !contains(rel.Architectures, o.Arch) {
+		return nil, fmt.Errorf("%w: %s has no architecture %s (it has %s)", ErrUsage, o.Suite, o.Arch, strings.Join(rel.Architectures, " "))
+	}
+	idx := &Index{Release: rel, InReleaseSHA256: hex.EncodeToString(sum[:]), Components: p.Components, Packages: map[string][]*Candidate{}}
+	for _, comp := range p.Components {
+		if len(rel.Components) > 0 && !contains(rel.Components, comp) {
+			return nil, fmt.Errorf("%w: %s has no component %s (it has %s)", ErrUsage, o.Suite, comp, strings.Join(rel.Components, " "))
+		}
+		if err := idx.fetchPackages(ctx, o, p, comp); err != nil {
+			return nil, err
+		}
+	}
+	for _, cs := range idx.Packages {
+		sortNewestFirst(cs)
+	}
+	return idx, nil
+}
+
+// fetchPackages streams one component's Packages index: downloaded, hashed,
+// decompressed and parsed in one pass; nothing is kept if the hash is wrong.
+func (idx *Index) fetchPackages(ctx context.Context, o *Options, p *Plan, comp string) error {
+	base := comp + "/binary-" + o.Arch + "/Packages"
+	var name string
+	var want release.FileHash
+	for _, ext := range []string{".xz", ".gz", ""} {
+		if fh, ok := idx.Release.Files[base+ext]; ok {
+			name, want = base+ext, fh
+			break
+		}
+	}
+	if name == "" {
+		return fmt.Errorf("%w: the Release file of %s lists no %s index", ErrVerify, o.Suite, base)
+	}
+	return withRetry(ctx, func() error {
+		found := map[string][]*Candidate{}
+		body, _, err := open(ctx, o.Client, p.Mirror, "dists/"+o.Suite+"/"+name)
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		h := sha256.New()
+		counted := &countingReader{r: io.TeeReader(io.LimitReader(body, want.Size+1), h)}
+		dec, err := compress.NewReader(name, counted)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		defer dec.Close()
+		parseErr := parsePackages(dec, name, comp, o.Arch, found)
+		// Drain what is left so the hash covers the whole file.
+		if _, err := io.Copy(io.Discard, counted); err != nil {
+			return retryable{fmt.Errorf("get %s: %w", name, err)}
+		}
+		got := hex.EncodeToString(h.Sum(nil))
+		if counted.n != want.Size || got != want.SHA256 {
+			herr := &HashError{File: "dists/" + o.Suite + "/" + name, WantSize: want.Size, GotSize: counted.n, WantSHA256: want.SHA256, GotSHA: got}
+			if counted.n < want.Size {
+				return retryable{herr}
+			}
+			return herr
+		}
+		if parseErr != nil {
+			return fmt.Errorf("read %s: %w", name, parseErr)
+		}
+		for k, v := range found {
+			idx.Packages[k] = append(idx.Packages[k], v...)
+		}
+		return nil
+	})
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// parsePackages reads a Packages index, keeping packages of arch or "all".
+func parsePackages(r io.Reader, name, comp, arch string, out map[string][]*Candidate) error {
+	cr := control.NewReader(r, name)
+	for {
+		para, err := cr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		a := para.Get("Architecture")
+		if a != arch && a != "all" {
+			continue
+		}
+		c := &Candidate{
+			Name: para.Get("Package"), Version: para.Get("Version"), Arch: a,
+			Priority: para.Get("Priority"), MultiArch: para.Get("Multi-Arch"), Component: comp,
+			Source:    para.Get("Source"),
+			Essential: para.Get("Essential") == "yes",
+			Filename:  para.Get("Filename"), SHA256: para.Get("SHA256"),
+			depends: para.Get("Depends"), preDepends: para.Get("Pre-Depends"), provides: para.Get("Provides"),
+		}
+		if c.Name == "" || c.Filename == "" || len(c.SHA256) != 64 {
+			return fmt.Errorf("%s: line %d: package %q lacks Package, Filename or SHA256", name, para.Line, c.Name)
+		}
+		if strings.Contains(c.Filename, "..") || strings.HasPrefix(c.Filename, "/") {
+			return fmt.Errorf("%s: line %d: package %s: unsafe Filename %q", name, para.Line, c.Name, c.Filename)
+		}
+		if c.Size, err = strconv.ParseInt(para.Get("Size"), 10, 64); err != nil || c.Size < 0 {
+			return fmt.Errorf("%s: line %d: package %s: Size %q is not a number", name, para.Line, c.Name, para.Get("Size"))
+		}
+		if c.Ver, err = version.Parse(c.Version); err != nil {
+			return fmt.Errorf("%s: line %d: package %s: %w", name, para.Line, c.Name, err)
+		}
+		out[c.Name] = append(out[c.Name], c)
+	}
+}
+
+func sortNewestFirst(cs []*Candidate) {
+	for i := 1; i < len(cs); i++ {
+		for j := i; j > 0 && version.Compare(cs[j].Ver, cs[j-1].Ver) > 0; j-- {
+			cs[j], cs[j-1] = cs[j-1], cs[j]
+		}
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package archivetest
+
+const raceEnabled = false

@@ -1,0 +1,129 @@
+// Package session turns a root directory into an isolated place to run
+// commands: mounts, namespaces and the helper process that sets them up.
+//
+// Chroot is the building block the bootstrap uses to run maintainer scripts
+// in a staged root: the command runs in new mount, pid, uts and ipc
+// namespaces, with /proc and /dev mounted inside the root. Every mount lives
+// only in that mount namespace, so it vanishes with the last process in it —
+// even when jailmgr is killed — and can never be left behind on the host.
+package session
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// initArg is the hidden first argument that makes jailmgr run as the
+// namespace helper instead of its command line.
+const initArg = "__jailmgr-chroot-init"
+
+// Chroot returns a command that runs argv inside root. The caller sets Env,
+// Stdin, Stdout and Stderr as for any exec.Cmd.
+func Chroot(root string, argv ...string) (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	cmd := exec.Command(self, append([]string{initArg, root}, argv...)...)
+	cmd.Args[0] = "jailmgr"
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	return cmd, nil
+}
+
+// MaybeRunInit runs the namespace helper and exits when this process was
+// started by Chroot; otherwise it returns at once. main calls it first.
+func MaybeRunInit() {
+	if len(os.Args) < 4 || os.Args[1] != initArg {
+		return
+	}
+	code, err := chrootInit(os.Args[2], os.Args[3:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "jailmgr: %v\n", err)
+	}
+	os.Exit(code)
+}
+
+// chrootInit runs as pid 1 of the new pid namespace: it mounts, chroots and
+// runs the command, and its exit takes every leftover process with it.
+func chrootInit(root string, argv []string) (int, error) {
+	// Mount events must not propagate back to the host.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return 1, &MountError{Op: "make private", Target: "/", Err: err}
+	}
+	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 1, fmt.Errorf("open root %s: %w", root, err)
+	}
+	defer unix.Close(rootfd)
+	if err := mountIn(rootfd, "proc", "proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
+		return 1, err
+	}
+	if err := mountIn(rootfd, "dev", "/dev", "", unix.MS_BIND|unix.MS_REC); err != nil {
+		return 1, err
+	}
+	if err := unix.Chroot(root); err != nil {
+		return 1, fmt.Errorf("chroot %s: %w", root, err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return 1, fmt.Errorf("chdir /: %w", err)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = os.Environ()
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		if exit.ExitCode() >= 0 {
+			return exit.ExitCode(), nil
+		}
+		return 128 + int(exit.Sys().(syscall.WaitStatus).Signal()), nil
+	}
+	if err != nil {
+		return 127, fmt.Errorf("run %s in %s: %w", argv[0], root, err)
+	}
+	return 0, nil
+}
+
+// MountError carries what a failed mount was asked to do.
+type MountError struct {
+	Op, Source, Target, FSType string
+	Flags                      uintptr
+	Err                        error
+}
+
+func (e *MountError) Error() string {
+	return fmt.Sprintf("mount %s %s on %s (type %q, flags %#x): %v", e.Op, e.Source, e.Target, e.FSType, e.Flags, e.Err)
+}
+func (e *MountError) Unwrap() error { return e.Err }
+
+// mountIn mounts source on the directory rel beneath the root. The target is
+// opened with RESOLVE_BENEATH and mounted through its /proc/self/fd path, so a
+// symlink planted in the root (say proc -> /etc) cannot redirect the mount
+// onto the host.
+func mountIn(rootfd int, rel, source, fstype string, flags uintptr) error {
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS}
+	fd, err := unix.Openat2(rootfd, rel, how)
+	if errors.Is(err, unix.ENOENT) {
+		if err := unix.Mkdirat(rootfd, rel, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			return &MountError{Op: "mkdir", Source: source, Target: rel, Err: err}
+		}
+		fd, err = unix.Openat2(rootfd, rel, how)
+	}
+	if err != nil {
+		return &MountError{Op: "open target", Source: source, Target: rel, Err: err}
+	}
+	defer unix.Close(fd)
+	target := fmt.Sprintf("/proc/self/fd/%d", fd)
+	if err := unix.Mount(source, target, fstype, flags, ""); err != nil {
+		return &MountError{Op: "mount", Source: source, Target: rel, FSType: fstype, Flags: flags, Err: err}
+	}
+	return nil
+}

@@ -1,0 +1,163 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Staging is a work area on the store's filesystem. Its lock is held for as
+// long as the process lives, so that Open can tell a live area from a leftover.
+type Staging struct {
+	Dir   string // staging/<id>
+	store *Store
+	lock  *os.File
+}
+
+// NewStaging creates and locks a new staging area with an empty rootfs/.
+func (s *Store) NewStaging() (*Staging, error) {
+	id := newID()
+	dir := filepath.Join(s.Dir, "staging", id)
+	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_EXCL|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create staging area: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("lock staging area: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "rootfs"), 0o755); err != nil {
+		lock.Close()
+		os.Remove(dir + ".lock")
+		return nil, fmt.Errorf("create staging area: %w", err)
+	}
+	return &Staging{Dir: dir, store: s, lock: lock}, nil
+}
+
+// Root is the staged root filesystem.
+func (st *Staging) Root() string { return filepath.Join(st.Dir, "rootfs") }
+
+// Abort removes the staging area and releases its lock.
+func (st *Staging) Abort() error {
+	if st.lock == nil {
+		return nil
+	}
+	err := removeAll(st.Dir)
+	if err == nil {
+		os.Remove(st.Dir + ".lock")
+	}
+	st.lock.Close()
+	st.lock = nil
+	return err
+}
+
+// Commit writes the manifest and renames the staging area into place as the
+// next version of name. The rename is the commit point: a crash before it
+// leaves only a staging leftover, never a partial image.
+func (st *Staging) Commit(name string, m *Manifest) (*Image, error) {
+	if !validName(name) {
+		return nil, fmt.Errorf("%w %q", ErrBadRef, name)
+	}
+	l, err := st.store.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	vs, err := st.store.versions(name)
+	if err != nil {
+		return nil, err
+	}
+	next := 1
+	if len(vs) > 0 {
+		next = vs[len(vs)-1] + 1
+	}
+	m.Name, m.Version = name, next
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	if err := writeFileSync(filepath.Join(st.Dir, "manifest.json"), append(data, '\n')); err != nil {
+		return nil, err
+	}
+	parent := filepath.Join(st.store.Dir, "images", name)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("commit image %s: %w", name, err)
+	}
+	dst := filepath.Join(parent, strconv.Itoa(next))
+	if err := os.Rename(st.Dir, dst); err != nil {
+		return nil, fmt.Errorf("commit image %s:%d: %w", name, next, err)
+	}
+	syncDir(parent)
+	os.Remove(st.Dir + ".lock")
+	st.lock.Close()
+	st.lock = nil
+	return &Image{Name: name, Version: next, Dir: dst, Manifest: *m}, nil
+}
+
+// sweep removes staging areas whose owner is gone.
+func (s *Store) sweep() error {
+	dir := filepath.Join(s.Dir, "staging")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("sweep staging: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasSuffix(name, ".lock") {
+			if _, err := os.Lstat(filepath.Join(dir, strings.TrimSuffix(name, ".lock"))); errors.Is(err, fs.ErrNotExist) {
+				s.tryRemoveLocked(filepath.Join(dir, strings.TrimSuffix(name, ".lock")))
+			}
+			continue
+		}
+		if err := s.tryRemoveLocked(filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tryRemoveLocked removes path if nobody holds path.lock.
+func (s *Store) tryRemoveLocked(path string) error {
+	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("sweep %s: %w", path, err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return nil // a live process owns it
+	}
+	if err := removeAll(path); err != nil {
+		return fmt.Errorf("sweep %s: %w", path, err)
+	}
+	return os.Remove(path + ".lock")
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) {
+	if f, err := os.Open(dir); err == nil {
+		f.Sync()
+		f.Close()
+	}
+}
