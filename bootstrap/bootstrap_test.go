@@ -314,8 +314,11 @@ func TestTamperRefused(t *testing.T) {
 			},
 		},
 		{
-			name:  "index older than Valid-Until",
-			setup: func(a *archivetest.Archive) { a.Date = time.Now().Add(-30 * 24 * time.Hour); a.ValidUntil = time.Now().Add(-24 * time.Hour) },
+			name: "index older than Valid-Until",
+			setup: func(a *archivetest.Archive) {
+				a.Date = time.Now().Add(-30 * 24 * time.Hour)
+				a.ValidUntil = time.Now().Add(-24 * time.Hour)
+			},
 			check: func(t *testing.T, err error) {
 				if !errors.Is(err, release.ErrExpired) {
 					t.Errorf("err = %v, want ErrExpired", err)

@@ -153,4 +153,3 @@ func writeInfo(root *tree.Root, spec string, p *unpacked) error {
 	}
 	return nil
 }
-
