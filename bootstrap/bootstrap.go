@@ -22,13 +22,13 @@ type Result struct {
 	Elapsed         time.Duration
 }
 
-// Run builds an image and commits it into the store. On any error nothing
-// is committed and the staging area is removed; if the process dies, the
-// next store.Open removes it.
-func Run(ctx context.Context, o Options, st *store.Store) (*Result, error) {
+// Run builds an image and commits it into the store, following the plan
+// that MakePlan made of the same options. On any error nothing is committed
+// and the staging area is removed; if the process dies, the next store.Open
+// removes it.
+func Run(ctx context.Context, o Options, p *Plan, st *store.Store) (*Result, error) {
 	start := time.Now()
-	p, err := MakePlan(&o)
-	if err != nil {
+	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, format+"\n", args...) }

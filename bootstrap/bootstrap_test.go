@@ -23,6 +23,7 @@ import (
 // session.Chroot re-executes.
 func TestMain(m *testing.M) {
 	session.MaybeRunInit()
+	maybeRunChild()
 	os.Exit(m.Run())
 }
 
@@ -86,6 +87,16 @@ func options(srv *archivetest.Server) Options {
 	}
 }
 
+// runBootstrap plans and runs a bootstrap, as the command line does.
+func runBootstrap(t *testing.T, o Options, st *store.Store) (*Result, error) {
+	t.Helper()
+	p, err := MakePlan(&o)
+	if err != nil {
+		return nil, err
+	}
+	return Run(context.Background(), o, p, st)
+}
+
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
 	st, err := store.Open(t.TempDir())
@@ -130,7 +141,7 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	srv := archivetest.Serve(t, &archivetest.Archive{Suite: "bookworm", Codename: "bookworm", Packages: pkgs})
 	st := openStore(t)
 	o := options(srv)
-	res, err := Run(context.Background(), o, st)
+	res, err := runBootstrap(t, o, st)
 	if err != nil {
 		t.Fatalf("bootstrap: %v\nlog:\n%s", err, o.Log)
 	}
@@ -192,7 +203,7 @@ func TestBootstrapEndToEnd(t *testing.T) {
 		poolBefore += srv.Requests(srv.PoolPath(p.Name))
 	}
 	o2 := options(srv)
-	res2, err := Run(context.Background(), o2, st)
+	res2, err := runBootstrap(t, o2, st)
 	if err != nil {
 		t.Fatalf("second bootstrap: %v", err)
 	}
@@ -338,7 +349,7 @@ func TestTamperRefused(t *testing.T) {
 			if c.tamper != nil {
 				c.tamper(srv, &o)
 			}
-			_, err := Run(context.Background(), o, st)
+			_, err := runBootstrap(t, o, st)
 			if err == nil {
 				t.Fatal("bootstrap succeeded, want it refused")
 			}

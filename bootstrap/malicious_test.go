@@ -1,7 +1,6 @@
 package bootstrap
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -43,7 +42,7 @@ func TestMaliciousDebsRefused(t *testing.T) {
 			}}
 			srv := archivetest.Serve(t, a)
 			st := openStore(t)
-			_, err := Run(context.Background(), options(srv), st)
+			_, err := runBootstrap(t, options(srv), st)
 			if err == nil {
 				t.Fatal("bootstrap of a malicious package succeeded")
 			}

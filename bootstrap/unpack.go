@@ -35,10 +35,11 @@ var mergedDirs = []string{"bin", "sbin", "lib", "lib32", "lib64", "libo32", "lib
 
 // unpacker writes packages into a staged root, several at a time.
 type unpacker struct {
-	root      *tree.Root
-	cacheDir  string
-	mergedUsr bool
-	noChown   bool
+	root          *tree.Root
+	cacheDir      string
+	mergedUsr     bool
+	noChown       bool
+	skipNameCheck bool
 
 	mu     sync.Mutex
 	linked map[string]bool // merged-/usr symlinks made so far
@@ -136,7 +137,7 @@ func (u *unpacker) extract(c *Candidate, d *deb.Reader) (*unpacked, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unpack %s (%s): %w", c.Name, c.Filename, err)
 	}
-	if n := ctl.Paragraph.Get("Package"); n != c.Name {
+	if n := ctl.Paragraph.Get("Package"); n != c.Name && !u.skipNameCheck {
 		return nil, fmt.Errorf("unpack %s: %w: its control file names package %q", c.Filename, ErrVerify, n)
 	}
 	res := &unpacked{c: c, control: ctl}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -46,10 +47,6 @@ The mirror comes from --mirror, else mirror.debian / mirror.ubuntu in the
 			if err != nil {
 				return err
 			}
-			st, err := a.openStore(c)
-			if err != nil {
-				return err
-			}
 			o := bootstrap.Options{
 				Suite: args[0], Variant: f.variant, Include: splitList(f.include), Exclude: splitList(f.exclude),
 				Components: splitList(f.components), Arch: f.arch, Mirror: f.mirror, Keyring: f.keyring,
@@ -66,7 +63,20 @@ The mirror comes from --mirror, else mirror.debian / mirror.ubuntu in the
 					)}
 				}
 			}
-			res, err := bootstrap.Run(cmd.Context(), o, st)
+			// Settle everything that can be wrong with the command line
+			// before the store is touched.
+			plan, err := bootstrap.MakePlan(&o)
+			if errors.Is(err, bootstrap.ErrUsage) || errors.Is(err, bootstrap.ErrUnknownSuite) {
+				return usageError{err}
+			}
+			if err != nil {
+				return err
+			}
+			st, err := a.openStore(c)
+			if err != nil {
+				return err
+			}
+			res, err := bootstrap.Run(cmd.Context(), o, plan, st)
 			if err != nil {
 				return err
 			}

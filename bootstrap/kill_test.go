@@ -1,0 +1,126 @@
+package bootstrap
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"jailmgr/debian/archivetest"
+	"jailmgr/store"
+)
+
+// childEnv carries a bootstrap for the test binary to run as a child
+// process, so that the test can SIGKILL it mid-way.
+const childEnv = "JAILMGR_TEST_BOOTSTRAP_CHILD"
+
+type childJob struct {
+	Store, Mirror, Keyring string
+}
+
+// maybeRunChild runs the bootstrap described in childEnv and exits.
+func maybeRunChild() {
+	spec := os.Getenv(childEnv)
+	if spec == "" {
+		return
+	}
+	var job childJob
+	if err := json.Unmarshal([]byte(spec), &job); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	o := Options{Suite: "bookworm", Variant: "minbase", Mirror: job.Mirror, Keyring: job.Keyring, Name: "k", Jobs: 4}
+	st, err := store.Open(job.Store)
+	if err == nil {
+		var p *Plan
+		if p, err = MakePlan(&o); err == nil {
+			_, err = Run(context.Background(), o, p, st)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// TestKillAnywhere kills a bootstrap with SIGKILL at many points: the store
+// then never shows a partial image, the next Open removes every leftover,
+// and no mount or process of the bootstrap survives.
+func TestKillAnywhere(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("the bootstrap configures in a chroot: run as root (CI does)")
+	}
+	if testing.Short() {
+		t.Skip("kills a dozen bootstraps")
+	}
+	pkgs := append(minimalSystem(t), markerPackage())
+	srv := archivetest.Serve(t, &archivetest.Archive{Suite: "bookworm", Codename: "bookworm", Packages: pkgs})
+	dir := t.TempDir()
+	spec, err := json.Marshal(childJob{Store: dir, Mirror: srv.URL, Keyring: srv.KeyringPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	committed := 0
+	// The last run is not killed: it must commit.
+	for _, delay := range []time.Duration{0, 5, 20, 50, 100, 200, 350, 500, 800, 1200, 1800, 2500, 3500, 5000, 7000, -1} {
+		delay *= time.Millisecond
+		cmd := exec.Command(self, "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if delay >= 0 {
+			time.Sleep(delay)
+			cmd.Process.Signal(syscall.SIGKILL)
+		}
+		err := cmd.Wait()
+		if err == nil {
+			committed++
+		} else if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+			t.Fatalf("bootstrap child failed by itself after %v: %v\n%s", delay, err, out.String())
+		}
+		// Give the namespace helper (killed through its parent-death
+		// signal) a moment to go.
+		time.Sleep(50 * time.Millisecond)
+		mounts, _ := os.ReadFile("/proc/self/mountinfo")
+		if strings.Contains(string(mounts), dir) {
+			t.Fatalf("killed after %v: a mount below the store survived:\n%s", delay, mounts)
+		}
+		st, err := store.Open(dir)
+		if err != nil {
+			t.Fatalf("reopen store after kill at %v: %v", delay, err)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(dir, "staging")); len(ents) != 0 {
+			t.Errorf("killed after %v: %d staging leftovers survive store.Open", delay, len(ents))
+		}
+		imgs, err := st.Images()
+		if err != nil {
+			t.Fatalf("killed after %v: list images: %v", delay, err)
+		}
+		if len(imgs) != committed {
+			t.Fatalf("killed after %v: %d images, want %d (only whole runs commit)", delay, len(imgs), committed)
+		}
+		for _, img := range imgs {
+			if _, err := os.Stat(filepath.Join(img.RootFS(), "var/lib/dpkg/status")); err != nil || len(img.Manifest.Packages) != len(pkgs) {
+				t.Errorf("image %s is not whole: %v, %d packages", img.Ref(), err, len(img.Manifest.Packages))
+			}
+		}
+	}
+	if out, _ := exec.Command("pgrep", "-f", "__jailmgr-chroot-init").Output(); len(out) > 0 {
+		t.Errorf("chroot helpers survive: %s", out)
+	}
+	if committed == 0 {
+		t.Errorf("no run committed, not even the one left to finish")
+	}
+	t.Logf("%d of the runs committed", committed)
+}
