@@ -34,8 +34,19 @@ func Run(ctx context.Context, o Options, p *Plan, st *store.Store) (*Result, err
 	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, format+"\n", args...) }
 	logf("bootstrap %s (%s, %s, variant %s) from %s (%s)", o.Suite, p.Suite.Distribution, o.Arch, o.Variant, p.Mirror, p.MirrorFrom)
 
+	stg, err := st.NewStaging()
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			stg.Abort()
+		}
+	}()
+
 	t0 := time.Now()
-	idx, err := fetchIndex(ctx, &o, p)
+	idx, err := fetchIndex(ctx, &o, p, indexCache{dir: st.IndexCacheDir(), tempDir: stg.Dir})
 	if err != nil {
 		return nil, err
 	}
@@ -47,16 +58,6 @@ func Run(ctx context.Context, o Options, p *Plan, st *store.Store) (*Result, err
 	all := sel.All()
 	logf("selected %d packages (%d required, %d for the variant)", len(all), len(sel.Required), len(sel.Base))
 
-	stg, err := st.NewStaging()
-	if err != nil {
-		return nil, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			stg.Abort()
-		}
-	}()
 	t0 = time.Now()
 	fr, err := fetch(ctx, &o, p.Mirror, all, st.CacheDir(), filepath.Join(stg.Dir, "partial"))
 	if err != nil {

@@ -202,6 +202,8 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	for _, p := range pkgs {
 		poolBefore += srv.Requests(srv.PoolPath(p.Name))
 	}
+	indexPath := "dists/bookworm/main/binary-" + hostArch() + "/Packages.xz"
+	indexBefore := srv.Requests(indexPath)
 	o2 := options(srv)
 	res2, err := runBootstrap(t, o2, st)
 	if err != nil {
@@ -217,7 +219,10 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	if !strings.Contains(o2.Log.(*bytes.Buffer).String(), "downloaded 0 bytes") {
 		t.Errorf("warm cache run did not say it downloaded nothing:\n%s", o2.Log)
 	}
-	t.Logf("second run fetched %d bytes of indexes only", srv.BytesServed()-before)
+	if n := srv.Requests(indexPath) - indexBefore; n != 0 {
+		t.Errorf("warm cache: the Packages index was fetched %d times, want 0 (it is cached by hash)", n)
+	}
+	t.Logf("second run fetched %d bytes (the signed InRelease)", srv.BytesServed()-before)
 	if res2.Image.Ref() != "test:2" {
 		t.Errorf("second image = %s, want test:2", res2.Image.Ref())
 	}

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"jailmgr/debian/compress"
 	"jailmgr/debian/control"
 	"jailmgr/debian/dependency"
 	"jailmgr/debian/release"
@@ -82,7 +81,7 @@ type Index struct {
 
 // fetchIndex downloads and verifies InRelease (or Release + Release.gpg) and
 // the Packages index of every component.
-func fetchIndex(ctx context.Context, o *Options, p *Plan) (*Index, error) {
+func fetchIndex(ctx context.Context, o *Options, p *Plan, cache indexCache) (*Index, error) {
 	kf, err := os.Open(p.Keyring)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoKeyring, err)
@@ -134,7 +133,7 @@ func fetchIndex(ctx context.Context, o *Options, p *Plan) (*Index, error) {
 		if len(rel.Components) > 0 && !contains(rel.Components, comp) {
 			return nil, fmt.Errorf("%w: %s has no component %s (it has %s)", ErrUsage, o.Suite, comp, strings.Join(rel.Components, " "))
 		}
-		if err := idx.fetchPackages(ctx, o, p, comp); err != nil {
+		if err := idx.fetchPackages(ctx, o, p, comp, cache); err != nil {
 			return nil, err
 		}
 	}
@@ -146,7 +145,7 @@ func fetchIndex(ctx context.Context, o *Options, p *Plan) (*Index, error) {
 
 // fetchPackages streams one component's Packages index: downloaded, hashed,
 // decompressed and parsed in one pass; nothing is kept if the hash is wrong.
-func (idx *Index) fetchPackages(ctx context.Context, o *Options, p *Plan, comp string) error {
+func (idx *Index) fetchPackages(ctx context.Context, o *Options, p *Plan, comp string, cache indexCache) error {
 	base := comp + "/binary-" + o.Arch + "/Packages"
 	var name string
 	var want release.FileHash
@@ -159,41 +158,64 @@ func (idx *Index) fetchPackages(ctx context.Context, o *Options, p *Plan, comp s
 	if name == "" {
 		return fmt.Errorf("%w: the Release file of %s lists no %s index", ErrVerify, o.Suite, base)
 	}
-	return withRetry(ctx, func() error {
-		found := map[string][]*Candidate{}
-		body, _, err := open(ctx, o.Client, p.Mirror, "dists/"+o.Suite+"/"+name)
+	found := map[string][]*Candidate{}
+	hit, err := cache.read(want.SHA256, func(r io.Reader) error { return parsePackages(r, name, comp, o.Arch, found) })
+	if err != nil {
+		return err
+	}
+	if !hit {
+		err = withRetry(ctx, func() error {
+			clear(found)
+			return fetchPackagesFile(ctx, o, p, name, comp, want, cache, found)
+		})
 		if err != nil {
 			return err
 		}
-		defer body.Close()
-		h := sha256.New()
-		counted := &countingReader{r: io.TeeReader(io.LimitReader(body, want.Size+1), h)}
-		dec, err := compress.NewReader(name, counted)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
+	}
+	for k, v := range found {
+		idx.Packages[k] = append(idx.Packages[k], v...)
+	}
+	return nil
+}
+
+// fetchPackagesFile streams one Packages index: downloaded, hashed,
+// decompressed, parsed and copied into the index cache in one pass; the
+// copy is kept only if the hash is right.
+func fetchPackagesFile(ctx context.Context, o *Options, p *Plan, name, comp string, want release.FileHash, cache indexCache, found map[string][]*Candidate) error {
+	body, _, err := open(ctx, o.Client, p.Mirror, "dists/"+o.Suite+"/"+name)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	h := sha256.New()
+	counted := &countingReader{r: io.TeeReader(io.LimitReader(body, want.Size+1), h)}
+	dec, err := decompress(name, counted)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	defer dec.Close()
+	w, err := cache.create()
+	if err != nil {
+		return err
+	}
+	defer w.abort()
+	parseErr := parsePackages(io.TeeReader(dec, w), name, comp, o.Arch, found)
+	// Drain what is left so the hash covers the whole file.
+	if _, err := io.Copy(io.Discard, counted); err != nil {
+		return retryable{fmt.Errorf("get %s: %w", name, err)}
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if counted.n != want.Size || got != want.SHA256 {
+		herr := &HashError{File: "dists/" + o.Suite + "/" + name, WantSize: want.Size, GotSize: counted.n, WantSHA256: want.SHA256, GotSHA: got}
+		if counted.n < want.Size {
+			return retryable{herr}
 		}
-		defer dec.Close()
-		parseErr := parsePackages(dec, name, comp, o.Arch, found)
-		// Drain what is left so the hash covers the whole file.
-		if _, err := io.Copy(io.Discard, counted); err != nil {
-			return retryable{fmt.Errorf("get %s: %w", name, err)}
-		}
-		got := hex.EncodeToString(h.Sum(nil))
-		if counted.n != want.Size || got != want.SHA256 {
-			herr := &HashError{File: "dists/" + o.Suite + "/" + name, WantSize: want.Size, GotSize: counted.n, WantSHA256: want.SHA256, GotSHA: got}
-			if counted.n < want.Size {
-				return retryable{herr}
-			}
-			return herr
-		}
-		if parseErr != nil {
-			return fmt.Errorf("read %s: %w", name, parseErr)
-		}
-		for k, v := range found {
-			idx.Packages[k] = append(idx.Packages[k], v...)
-		}
-		return nil
-	})
+		return herr
+	}
+	if parseErr != nil {
+		return fmt.Errorf("read %s: %w", name, parseErr)
+	}
+	return w.commit(want.SHA256)
 }
 
 type countingReader struct {

@@ -117,6 +117,7 @@ func (u *unpacker) unpack(c *Candidate) (*unpacked, error) {
 	h := sha256.New()
 	tee := io.TeeReader(bufio.NewReaderSize(f, 256<<10), h)
 	d := deb.NewReader(tee)
+	d.Decompress = decompress
 	defer d.Close()
 	res, err := u.extract(c, d)
 	if err != nil {

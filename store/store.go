@@ -8,6 +8,7 @@
 //	images/<name>/<version>/manifest.json
 //	staging/<id>/                          work in progress (with staging/<id>.lock)
 //	cache/debs/<sha256>.deb                shared package cache
+//	cache/indexes/<sha256>.zst             verified Packages indexes
 //
 // Crash safety follows one rule: nothing appears under images/ except by a
 // rename of a complete staging directory, and a staging directory whose lock
@@ -53,7 +54,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	s := &Store{Dir: abs}
-	for _, d := range []string{"images", "staging", filepath.Join("cache", "debs")} {
+	for _, d := range []string{"images", "staging", filepath.Join("cache", "debs"), filepath.Join("cache", "indexes")} {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", abs, err)
 		}
@@ -66,6 +67,11 @@ func Open(dir string) (*Store, error) {
 
 // CacheDir is the folder of the shared, content-addressed package cache.
 func (s *Store) CacheDir() string { return filepath.Join(s.Dir, "cache", "debs") }
+
+// IndexCacheDir is the folder of verified package indexes, by the SHA256 of
+// the compressed file the Release file lists, kept decompressed and
+// recompressed with zstd (fast to read again).
+func (s *Store) IndexCacheDir() string { return filepath.Join(s.Dir, "cache", "indexes") }
 
 // CachePath is where the package with the given SHA256 is cached.
 func (s *Store) CachePath(sha256 string) string {

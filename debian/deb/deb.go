@@ -62,6 +62,10 @@ func (c *Control) File(name string) (ControlFile, bool) {
 
 // Reader reads a .deb from start to end in one pass: Control, then Data.
 type Reader struct {
+	// Decompress, when set, opens the data.tar member instead of
+	// compress.NewReader (a caller may prefer a faster decoder it has).
+	Decompress func(name string, r io.Reader) (io.ReadCloser, error)
+
 	ar         *ArReader
 	control    *Control
 	err        error     // sticky error from Control
@@ -227,7 +231,11 @@ func (d *Reader) Data() (*tar.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	zr, err := compress.NewReader(h.Name, d.ar)
+	open := compress.NewReader
+	if d.Decompress != nil {
+		open = d.Decompress
+	}
+	zr, err := open(h.Name, d.ar)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", h.Name, err)
 	}
