@@ -137,10 +137,10 @@ func Run(ctx context.Context, o Options, p *Plan, st *store.Store) (*Result, err
 	return &Result{Image: img, Packages: len(all), Downloaded: fr.Downloaded, DownloadedBytes: fr.DownloadedBytes, Cached: fr.Cached, Elapsed: time.Since(start)}, nil
 }
 
-// unpackJobs bounds unpack parallelism: it is CPU-bound (decompression), so
-// more workers than cores only add contention.
+// unpackJobs bounds unpack parallelism. Decompression is CPU-bound but runs
+// in xz processes beside ours, so two workers a core keep both busy.
 func unpackJobs(jobs int) int {
-	n := numCPU()
+	n := 2 * numCPU()
 	if jobs < n {
 		return jobs
 	}
