@@ -2,6 +2,9 @@ package bootstrap
 
 import (
 	"context"
+	"runtime"
+	"runtime/debug"
+	"sync"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,6 +49,12 @@ func Run(ctx context.Context, o Options, p *Plan, st *store.Store) (*Result, err
 	}()
 
 	t0 := time.Now()
+	// Reading a suite's index allocates a lot that stays live until the
+	// selection is made; collecting more often keeps the peak near what is
+	// live, at little cost in time.
+	gc := debug.SetGCPercent(25)
+	restoreGC := sync.OnceFunc(func() { debug.SetGCPercent(gc) })
+	defer restoreGC()
 	idx, err := fetchIndex(ctx, &o, p, indexCache{dir: st.IndexCacheDir(), tempDir: stg.Dir})
 	if err != nil {
 		return nil, err
@@ -56,7 +65,14 @@ func Run(ctx context.Context, o Options, p *Plan, st *store.Store) (*Result, err
 		return nil, err
 	}
 	all := sel.All()
+	inRelease := idx.InReleaseSHA256
+	// The index of a whole suite is most of the memory a bootstrap holds;
+	// from here on only the selection is needed.
 	logf("selected %d packages (%d required, %d for the variant)", len(all), len(sel.Required), len(sel.Base))
+	idx, sel = nil, nil
+	restoreGC()
+	runtime.GC()
+	debug.FreeOSMemory()
 
 	t0 = time.Now()
 	fr, err := fetch(ctx, &o, p.Mirror, all, st.CacheDir(), filepath.Join(stg.Dir, "partial"))
@@ -119,7 +135,7 @@ func Run(ctx context.Context, o Options, p *Plan, st *store.Store) (*Result, err
 	}
 	m := &store.Manifest{
 		Suite: o.Suite, Distribution: p.Suite.Distribution, Arch: o.Arch, Variant: o.Variant,
-		Components: p.Components, Mirror: p.Mirror, InReleaseSHA256: idx.InReleaseSHA256,
+		Components: p.Components, Mirror: p.Mirror, InReleaseSHA256: inRelease,
 		MergedUsr: p.MergedUsr, Created: time.Now().UTC().Truncate(time.Second), Size: size,
 	}
 	for _, c := range all {

@@ -134,7 +134,7 @@ func installOrder(pkgs []*unpacked) []*unpacked {
 		}
 		state[n] = 1
 		if p.c.relations() == nil {
-			for _, rels := range []dependency.Relations{p.c.predeps, p.c.deps} {
+			for _, rels := range []dependency.Relations{p.c.rel.predeps, p.c.rel.deps} {
 				for _, alts := range rels {
 					for _, r := range alts {
 						if _, ok := by[r.Name]; ok {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unique"
 
 	"jailmgr/debian/control"
 	"jailmgr/debian/dependency"
@@ -39,34 +40,45 @@ func (e *HashError) Unwrap() error { return ErrVerify }
 
 // Candidate is one package of the archive's Packages indexes.
 type Candidate struct {
-	Name, Version, Arch, Priority, MultiArch, Component, Source string
+	Name, Version, Arch, Priority, MultiArch, Component string
 	Essential                                                   bool
-	Ver                                                         version.Version
 	Filename                                                    string
 	Size                                                        int64
 	SHA256                                                      string
 
 	depends, preDepends, provides string
-	parsed                        bool
-	deps, predeps, provs          dependency.Relations
+	rel                           *relations // parsed on first use
+}
+
+// relations are a candidate's parsed relation fields. Most candidates of an
+// index are never looked at, so they are parsed only when needed.
+type relations struct {
+	deps, predeps, provs dependency.Relations
+}
+
+// ver is the candidate's version, checked when the index was read.
+func (c *Candidate) ver() version.Version {
+	v, _ := version.Parse(c.Version)
+	return v
 }
 
 // relations parses the candidate's relation fields once.
 func (c *Candidate) relations() error {
-	if c.parsed {
+	if c.rel != nil {
 		return nil
 	}
+	r := &relations{}
 	var err error
-	if c.deps, err = dependency.Parse(c.depends); err != nil {
+	if r.deps, err = dependency.Parse(c.depends); err != nil {
 		return fmt.Errorf("%s %s: Depends: %w", c.Name, c.Version, err)
 	}
-	if c.predeps, err = dependency.Parse(c.preDepends); err != nil {
+	if r.predeps, err = dependency.Parse(c.preDepends); err != nil {
 		return fmt.Errorf("%s %s: Pre-Depends: %w", c.Name, c.Version, err)
 	}
-	if c.provs, err = dependency.Parse(c.provides); err != nil {
+	if r.provs, err = dependency.Parse(c.provides); err != nil {
 		return fmt.Errorf("%s %s: Provides: %w", c.Name, c.Version, err)
 	}
-	c.parsed = true
+	c.rel = r
 	return nil
 }
 
@@ -244,14 +256,7 @@ func parsePackages(r io.Reader, name, comp, arch string, out map[string][]*Candi
 		if a != arch && a != "all" {
 			continue
 		}
-		c := &Candidate{
-			Name: para.Get("Package"), Version: para.Get("Version"), Arch: a,
-			Priority: para.Get("Priority"), MultiArch: para.Get("Multi-Arch"), Component: comp,
-			Source:    para.Get("Source"),
-			Essential: para.Get("Essential") == "yes",
-			Filename:  para.Get("Filename"), SHA256: para.Get("SHA256"),
-			depends: para.Get("Depends"), preDepends: para.Get("Pre-Depends"), provides: para.Get("Provides"),
-		}
+		c := newCandidate(para, a, comp)
 		if c.Name == "" || c.Filename == "" || len(c.SHA256) != 64 {
 			return fmt.Errorf("%s: line %d: package %q lacks Package, Filename or SHA256", name, para.Line, c.Name)
 		}
@@ -261,7 +266,7 @@ func parsePackages(r io.Reader, name, comp, arch string, out map[string][]*Candi
 		if c.Size, err = strconv.ParseInt(para.Get("Size"), 10, 64); err != nil || c.Size < 0 {
 			return fmt.Errorf("%s: line %d: package %s: Size %q is not a number", name, para.Line, c.Name, para.Get("Size"))
 		}
-		if c.Ver, err = version.Parse(c.Version); err != nil {
+		if _, err = version.Parse(c.Version); err != nil {
 			return fmt.Errorf("%s: line %d: package %s: %w", name, para.Line, c.Name, err)
 		}
 		out[c.Name] = append(out[c.Name], c)
@@ -270,8 +275,43 @@ func parsePackages(r io.Reader, name, comp, arch string, out map[string][]*Candi
 
 func sortNewestFirst(cs []*Candidate) {
 	for i := 1; i < len(cs); i++ {
-		for j := i; j > 0 && version.Compare(cs[j].Ver, cs[j-1].Ver) > 0; j-- {
+		for j := i; j > 0 && version.Compare(cs[j].ver(), cs[j-1].ver()) > 0; j-- {
 			cs[j], cs[j-1] = cs[j-1], cs[j]
 		}
 	}
 }
+
+// newCandidate keeps what selection and download need of a paragraph, in
+// one fresh string: a Packages index has tens of thousands of paragraphs,
+// and holding on to their whole text (descriptions and all) would triple
+// the bootstrap's peak memory.
+func newCandidate(para *control.Paragraph, arch, comp string) *Candidate {
+	fields := [...]string{para.Get("Package"), para.Get("Version"), para.Get("Filename"), para.Get("SHA256"),
+		para.Get("Depends"), para.Get("Pre-Depends"), para.Get("Provides")}
+	n := 0
+	for _, f := range fields {
+		n += len(f)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, f := range fields {
+		b.WriteString(f)
+	}
+	all := b.String()
+	var parts [len(fields)]string
+	off := 0
+	for i, f := range fields {
+		parts[i] = all[off : off+len(f)]
+		off += len(f)
+	}
+	return &Candidate{
+		Name: parts[0], Version: parts[1], Filename: parts[2], SHA256: parts[3],
+		depends: parts[4], preDepends: parts[5], provides: parts[6],
+		Arch: intern(arch), Priority: intern(para.Get("Priority")), MultiArch: intern(para.Get("Multi-Arch")),
+		Component: comp, Essential: para.Get("Essential") == "yes",
+	}
+}
+
+// intern returns the canonical copy of a value that many paragraphs share
+// (Priority, Multi-Arch, Architecture), not a slice of one paragraph's text.
+func intern(s string) string { return unique.Make(s).Value() }

@@ -133,7 +133,7 @@ func (idx *Index) resolve(names []string, excludeDeps []string) ([]string, error
 		if err := c.relations(); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrSelect, err)
 		}
-		for _, rels := range []dependency.Relations{c.predeps, c.deps} {
+		for _, rels := range []dependency.Relations{c.rel.predeps, c.rel.deps} {
 			for _, alts := range rels {
 				if len(alts) == 0 {
 					continue
@@ -168,7 +168,7 @@ func (idx *Index) complete(sel map[string]*Candidate, excludeDeps []string) ([]s
 			if err := c.relations(); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrSelect, err)
 			}
-			for _, alts := range c.provs {
+			for _, alts := range c.rel.provs {
 				for _, p := range alts {
 					provides[p.Name] = append(provides[p.Name], c)
 				}
@@ -182,7 +182,7 @@ func (idx *Index) complete(sel map[string]*Candidate, excludeDeps []string) ([]s
 		changed := false
 		for _, n := range names {
 			c := sel[n]
-			for _, rels := range []dependency.Relations{c.predeps, c.deps} {
+			for _, rels := range []dependency.Relations{c.rel.predeps, c.rel.deps} {
 				for _, alts := range rels {
 					if satisfied(alts, sel, provides) {
 						continue
@@ -209,11 +209,11 @@ func (idx *Index) complete(sel map[string]*Candidate, excludeDeps []string) ([]s
 // satisfied reports whether the selection meets one "a | b | c" relation.
 func satisfied(alts dependency.Alternatives, sel map[string]*Candidate, provides map[string][]*Candidate) bool {
 	for _, r := range alts {
-		if c, ok := sel[r.Name]; ok && r.SatisfiedBy(c.Ver) {
+		if c, ok := sel[r.Name]; ok && r.SatisfiedBy(c.ver()) {
 			return true
 		}
 		for _, p := range provides[r.Name] {
-			for _, prov := range p.provs {
+			for _, prov := range p.rel.provs {
 				for _, pr := range prov {
 					if pr.Name != r.Name {
 						continue
@@ -236,7 +236,7 @@ func (idx *Index) choose(alts dependency.Alternatives, excludeDeps []string) *Ca
 			continue
 		}
 		for _, c := range idx.Packages[r.Name] {
-			if r.SatisfiedBy(c.Ver) {
+			if r.SatisfiedBy(c.ver()) {
 				return c
 			}
 		}
@@ -252,7 +252,7 @@ func (idx *Index) choose(alts dependency.Alternatives, excludeDeps []string) *Ca
 			if c.relations() != nil {
 				continue
 			}
-			for _, prov := range c.provs {
+			for _, prov := range c.rel.provs {
 				for _, pr := range prov {
 					if pr.Name == r.Name && (r.Op == dependency.OpNone || (pr.Op == dependency.OpEq && r.SatisfiedBy(pr.Version))) {
 						return c

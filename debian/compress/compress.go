@@ -111,7 +111,9 @@ func NewWriter(name string, w io.Writer) (io.WriteCloser, error) {
 		}
 		return xw, nil
 	case ".zst":
-		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
+		// A small window and the fastest level: these streams are caches
+		// and fixtures, where memory and time count more than size.
+		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20), zstd.WithEncoderLevel(zstd.SpeedFastest))
 		if err != nil {
 			return nil, fmt.Errorf("create zstd stream %s: %w", name, err)
 		}

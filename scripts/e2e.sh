@@ -1,0 +1,503 @@
+#!/usr/bin/env bash
+# End-to-end checks of `jailmgr bootstrap` against the real archives.
+#
+#   sudo bash scripts/e2e.sh                        # all cases
+#   sudo E2E_CASES="bookworm:minbase focal:minbase" bash scripts/e2e.sh
+#
+# For each case SUITE:VARIANT it bootstraps into a fresh temporary store and
+# checks that
+#   a. the installed package set is the one `debootstrap --print-debs` selects,
+#   b. `dpkg --audit` is silent,
+#   c. `apt-get check` passes, and with /proc and /dev mounted `apt-get update`
+#      and `apt-get install hello` work and `hello` runs,
+#   d. (bookworm:minbase) a second bootstrap into the same store downloads
+#      nothing and becomes NAME:2.
+# It ends with "N passed, M failed" and exits non-zero if any case failed.
+#
+# No mirror is written here: Debian's comes from the host's apt sources, Ubuntu's
+# from debootstrap's own suite script, both at run time; DEBIAN_MIRROR and
+# UBUNTU_MIRROR override them. The Ubuntu keyring is taken from the
+# ubuntu-keyring package in the Ubuntu archive itself (see ubuntu_keyring).
+#
+# Environment: E2E_CASES, DEBIAN_MIRROR, UBUNTU_MIRROR, JAILMGR (the binary;
+# default bin/jailmgr, built if missing), TMPDIR (where stores are made).
+#
+# bench.sh sources this file for its helper functions; main runs only when the
+# file is executed.
+
+set -euo pipefail
+
+E2E_DEFAULT_CASES="bookworm:minbase bookworm:buildd focal:minbase noble:minbase"
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEBOOTSTRAP_SCRIPTS=/usr/share/debootstrap/scripts
+DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+
+log() { printf '%s\n' "$*" >&2; }
+indent() { sed 's/^/    /' >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- tools ---------------------------------------------------------------------
+
+# ensure_tools CMD:PACKAGE... installs with apt-get the packages whose command is
+# missing (one apt-get update, one install).
+ensure_tools() {
+	local want=() spec
+	for spec in "$@"; do
+		command -v "${spec%%:*}" >/dev/null 2>&1 || want+=("${spec#*:}")
+	done
+	((${#want[@]})) || return 0
+	log "installing ${want[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}" >&2
+}
+
+# download URL FILE, with curl or wget, failing on HTTP errors.
+download() {
+	if command -v curl >/dev/null 2>&1; then
+		curl -fsSL --retry 3 --connect-timeout 30 -o "$2" "$1"
+	else
+		wget -q --tries=3 --timeout=30 -O "$2" "$1"
+	fi
+}
+
+# jailmgr_bin prints the jailmgr binary to use, building it if needed.
+jailmgr_bin() {
+	local bin=${JAILMGR:-$REPO/bin/jailmgr}
+	if [[ ! -x $bin ]]; then
+		log "building $bin"
+		(cd "$REPO" && go build -trimpath -o "$bin" ./cmd/jailmgr) >&2
+	fi
+	printf '%s\n' "$bin"
+}
+
+# --- suites and mirrors --------------------------------------------------------
+
+# distribution SUITE prints debian or ubuntu, from the suite table the
+# bootstrap itself uses (scripts/suites.ini).
+distribution() {
+	local d
+	d=$(awk -v s="[$1]" '
+		/^\[/ { in_s = ($0 == s) }
+		in_s && $1 == "distribution" { print $3; exit }' "$REPO/scripts/suites.ini")
+	[[ -n $d ]] || die "suite $1 is not in scripts/suites.ini"
+	printf '%s\n' "$d"
+}
+
+# debian_mirror CODENAME prints the Debian mirror: $DEBIAN_MIRROR, else the URI of
+# the host's apt source that carries CODENAME (deb822 .sources first, then the
+# one-line sources.list files), else that of any plain Debian suite.
+debian_mirror() {
+	if [[ -n ${DEBIAN_MIRROR:-} ]]; then
+		printf '%s\n' "${DEBIAN_MIRROR%/}"
+		return
+	fi
+	local uri
+	uri=$(apt_source_uri "$1" || true)
+	[[ -n $uri ]] || uri=$(apt_source_uri "" || true)
+	[[ -n $uri ]] || die "no Debian mirror for $1 in the host's apt sources: set DEBIAN_MIRROR=URL"
+	printf '%s\n' "${uri%/}"
+}
+
+# apt_source_uri SUITE prints the first URI of an enabled `deb` source whose
+# suites include SUITE; with SUITE empty, of one whose suites include a name
+# without a dash (a release, not -security or -updates).
+apt_source_uri() {
+	local suite=$1 f
+	shopt -s nullglob
+	local etc=${APT_ETC:-/etc/apt} # another root for the sources, in tests
+	local sources=("$etc"/sources.list.d/*.sources) lists=("$etc"/sources.list "$etc"/sources.list.d/*.list)
+	shopt -u nullglob
+	for f in "${sources[@]}"; do
+		# deb822: paragraphs split by blank lines; fields may fold onto
+		# continuation lines that start with a space.
+		awk -v want="$suite" '
+			function flush(   i, n, s, t, u, ok) {
+				if (enabled != "no" && types ~ /(^|[[:space:]])deb([[:space:]]|$)/ && uris != "") {
+					n = split(suites, s, /[[:space:]]+/)
+					for (i = 1; i <= n; i++)
+						if ((want != "" && s[i] == want) || (want == "" && s[i] != "" && s[i] !~ /-/)) ok = 1
+					if (ok) { n = split(uris, u, /[[:space:]]+/); for (i = 1; i <= n; i++) if (u[i] != "") { print u[i]; found = 1; exit } }
+				}
+				types = uris = suites = enabled = ""; last = ""
+			}
+			/^#/ { next }
+			/^[[:space:]]*$/ { flush(); next }
+			/^[[:space:]]/ { if (last == "uris") uris = uris " " $0; else if (last == "suites") suites = suites " " $0; next }
+			{
+				key = tolower($1); sub(/:$/, "", key); val = $0; sub(/^[^:]*:[[:space:]]*/, "", val); last = key
+				if (key == "types") types = val
+				else if (key == "uris") uris = val
+				else if (key == "suites") suites = val
+				else if (key == "enabled") enabled = tolower(val)
+			}
+			END { if (!found) flush() }' "$f" | head -n1 | grep . && return 0
+	done
+	for f in "${lists[@]}"; do
+		[[ -r $f ]] || continue
+		# deb [opt=val ...] URI SUITE COMPONENT...
+		awk -v want="$suite" '
+			$1 != "deb" { next }
+			{
+				i = 2
+				if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+				uri = $i; s = $(i + 1)
+				if ((want != "" && s == want) || (want == "" && s != "" && s !~ /-/)) { print uri; exit }
+			}' "$f" | head -n1 | grep . && return 0
+	done
+	return 1
+}
+
+# debootstrap_script SUITE prints debootstrap's script for SUITE: its own if it
+# has one, else (a suite newer than the host's debootstrap, noble on bookworm's)
+# the one its distribution's recent suites link to. debootstrap then takes it as
+# its fourth argument.
+debootstrap_script() {
+	local s=$DEBOOTSTRAP_SCRIPTS/$1
+	if [[ -e $s ]]; then
+		printf '%s\n' "$s"
+		return
+	fi
+	case $(distribution "$1") in
+	ubuntu) s=$DEBOOTSTRAP_SCRIPTS/focal ;;
+	*) s=$DEBOOTSTRAP_SCRIPTS/sid ;;
+	esac
+	[[ -e $s ]] || die "debootstrap has no script for $1 (nor $s)"
+	readlink -f "$s"
+}
+
+# ubuntu_mirror SUITE prints the Ubuntu mirror: $UBUNTU_MIRROR, else the amd64
+# default_mirror of debootstrap's script for SUITE. The script sets it inside a
+# case on the architecture and on old suites; the current archive is the line
+# that is neither old-releases nor ports.
+ubuntu_mirror() {
+	if [[ -n ${UBUNTU_MIRROR:-} ]]; then
+		printf '%s\n' "${UBUNTU_MIRROR%/}"
+		return
+	fi
+	local m
+	m=$(sed -n 's/^[[:space:]]*default_mirror[[:space:]]*//p' "$(debootstrap_script "$1")" |
+		grep -v -e old-releases -e ports | head -n1)
+	[[ -n $m ]] || die "no default_mirror for amd64 in debootstrap's script for $1: set UBUNTU_MIRROR=URL"
+	printf '%s\n' "${m%/}"
+}
+
+# mirror_for SUITE prints the mirror of SUITE's distribution.
+mirror_for() {
+	case $(distribution "$1") in
+	debian) debian_mirror "$1" ;;
+	ubuntu) ubuntu_mirror "$1" ;;
+	*) die "unknown distribution for $1" ;;
+	esac
+}
+
+# ubuntu_keyring MIRROR DIR puts ubuntu-archive-keyring.gpg into DIR (a Debian
+# host has no Ubuntu keyring) and prints its path. It comes from the
+# ubuntu-keyring package in focal's main: the package's SHA256 is checked
+# against the Packages index, and the InRelease against the extracted key, with
+# the index's hash in it. That is consistency, not trust: the key comes from the
+# archive it verifies. Good enough for a test; a user installs ubuntu-keyring.
+ubuntu_keyring() {
+	local mirror=$1 dir=$2 out=$2/ubuntu-archive-keyring.gpg
+	if [[ -s $out ]]; then
+		printf '%s\n' "$out"
+		return
+	fi
+	local w=$dir/ubuntu-keyring.work
+	mkdir -p "$w"
+	download "$mirror/dists/focal/main/binary-amd64/Packages.xz" "$w/Packages.xz"
+	download "$mirror/dists/focal/InRelease" "$w/InRelease"
+	local filename sha
+	read -r filename sha < <(xz -dc "$w/Packages.xz" | awk '
+		/^Package: / { p = ($2 == "ubuntu-keyring") }
+		p && /^Filename: / { f = $2 }
+		p && /^SHA256: / { s = $2 }
+		/^$/ && p && f != "" { print f, s; exit }
+		END { if (p && f != "") print f, s }' | head -n1)
+	[[ -n $filename && -n $sha ]] || die "ubuntu-keyring not found in $mirror focal main"
+	download "$mirror/$filename" "$w/ubuntu-keyring.deb"
+	echo "$sha  $w/ubuntu-keyring.deb" | sha256sum -c --quiet - ||
+		die "ubuntu-keyring.deb does not match its SHA256 in the Packages index"
+	dpkg-deb -x "$w/ubuntu-keyring.deb" "$w/root"
+	[[ -s $w/root/usr/share/keyrings/ubuntu-archive-keyring.gpg ]] ||
+		die "ubuntu-keyring.deb has no usr/share/keyrings/ubuntu-archive-keyring.gpg"
+	cp "$w/root/usr/share/keyrings/ubuntu-archive-keyring.gpg" "$out.tmp"
+	gpgv --keyring "$out.tmp" "$w/InRelease" >/dev/null 2>&1 ||
+		die "focal's InRelease does not verify with the extracted Ubuntu keyring"
+	grep -q " $(sha256sum <"$w/Packages.xz" | cut -d' ' -f1) .* main/binary-amd64/Packages.xz\$" "$w/InRelease" ||
+		die "focal's main Packages.xz is not the one its InRelease lists"
+	mv "$out.tmp" "$out"
+	rm -rf "$w"
+	printf '%s\n' "$out"
+}
+
+# keyring_for SUITE KEYDIR prints the keyring to pass explicitly, or nothing when
+# the tools' default (the host's Debian keyring) is right.
+keyring_for() {
+	case $(distribution "$1") in
+	ubuntu) ubuntu_keyring "$(ubuntu_mirror "$1")" "$2" ;;
+	esac
+}
+
+# print_debs SUITE VARIANT MIRROR [KEYRING] prints, one a line and sorted, the
+# packages debootstrap would install.
+print_debs() {
+	local suite=$1 variant=$2 mirror=$3 keyring=${4:-} target script args=()
+	target=$(mktemp -d "${TMPDIR:-/tmp}/e2e-printdebs.XXXXXX")
+	script=$(debootstrap_script "$suite")
+	[[ -n $keyring ]] && args+=(--keyring="$keyring")
+	# The Ubuntu script adds usrmerge to the set for suites after hirsute only
+	# in --print-debs mode (for germinate's seeds, its WHAT_TO_DO check); a real
+	# bootstrap never installs it, it makes /usr merged itself. --no-merged-usr
+	# drops it from what is printed and changes nothing else here.
+	if [[ $(distribution "$suite") == ubuntu ]]; then
+		case $suite in
+		focal | groovy | hirsute) ;;
+		*) args+=(--no-merged-usr) ;;
+		esac
+	fi
+	debootstrap --print-debs --variant="$variant" "${args[@]}" "$suite" "$target" "$mirror" "$script" 2>"$target.log" |
+		tr ' ' '\n' | sed '/^$/d' | sort -u
+	local rc=${PIPESTATUS[0]}
+	((rc == 0)) || { log "  debootstrap --print-debs failed:"; tail -n 20 "$target.log" | indent; }
+	rm -rf --one-file-system "$target" "$target.log"
+	return "$rc"
+}
+
+# --- mounts and cleanup --------------------------------------------------------
+
+# mounts_below DIR lists the mount points at or below DIR (from mountinfo; its
+# octal escapes of spaces and the like are left as they are, which only matters
+# for names we do not make).
+mounts_below() {
+	local d
+	d=$(readlink -f "$1")
+	awk -v d="$d" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo
+}
+
+# unmount_all DIR unmounts everything at or below DIR, deepest first.
+unmount_all() {
+	local m
+	while read -r m; do
+		umount -R "$m" 2>/dev/null || umount -R -l "$m" 2>/dev/null || true
+	done < <(mounts_below "$1" | sort -r)
+}
+
+# safe_rm DIR removes DIR unless something is still mounted below it.
+safe_rm() {
+	local dir=$1
+	[[ -e $dir ]] || return 0
+	unmount_all "$dir"
+	if [[ -n $(mounts_below "$dir") ]]; then
+		log "refusing to remove $dir: still mounted below it:"
+		mounts_below "$dir" >&2
+		return 1
+	fi
+	rm -rf --one-file-system "$dir"
+}
+
+# --- one case ------------------------------------------------------------------
+
+in_root() {
+	local root=$1
+	shift
+	env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C \
+		DEBIAN_FRONTEND=noninteractive chroot "$root" "$@"
+}
+
+# check_packages ROOTFS EXPECTED_FILE
+check_packages() {
+	local rootfs=$1 expected=$2 got
+	got=$(mktemp)
+	# shellcheck disable=SC2016 # dpkg-query's fields, not shell variables
+	if ! in_root "$rootfs" dpkg-query -W -f '${db:Status-Status} ${Package}\n' >"$got.all"; then
+		log "  dpkg-query failed in the image"
+		rm -f "$got" "$got.all"
+		return 1
+	fi
+	awk '$1 == "installed" { print $2 }' "$got.all" | sort -u >"$got"
+	local rc=0
+	if ! diff -u --label debootstrap --label jailmgr "$expected" "$got" >"$got.diff"; then
+		log "  package set differs from debootstrap --print-debs (- only debootstrap, + only jailmgr):"
+		grep -E '^[-+][^-+]' "$got.diff" | indent
+		rc=1
+	fi
+	if awk '$1 != "installed" { bad = 1; print "    not installed: " $0 } END { exit !bad }' "$got.all" >&2; then
+		rc=1
+	fi
+	log "  $(wc -l <"$got") packages installed, $(wc -l <"$expected") selected by debootstrap"
+	rm -f "$got" "$got.all" "$got.diff"
+	return "$rc"
+}
+
+check_audit() {
+	local out
+	if ! out=$(in_root "$1" dpkg --audit 2>&1); then
+		log "  dpkg --audit failed: $out"
+		return 1
+	fi
+	if [[ -n $out ]]; then
+		log "  dpkg --audit is not silent:"
+		indent <<<"$out"
+		return 1
+	fi
+}
+
+# check_apt ROOTFS: apt-get check, then update, install hello and run it with
+# /dev and /proc mounted (unmounted again before returning).
+check_apt() {
+	local rootfs=$1 out rc=0
+	if ! out=$(in_root "$rootfs" apt-get check 2>&1); then
+		log "  apt-get check failed:"
+		indent <<<"$out"
+		return 1
+	fi
+	# Name resolution inside the chroot: the image is a throwaway copy.
+	cp --remove-destination /etc/resolv.conf "$rootfs/etc/resolv.conf"
+	mount --rbind /dev "$rootfs/dev"
+	mount --make-rslave "$rootfs/dev"
+	mount -t proc proc "$rootfs/proc"
+	if ! out=$(in_root "$rootfs" sh -c 'apt-get update && apt-get install -y hello' 2>&1); then
+		log "  apt-get update && apt-get install hello failed:"
+		tail -n 30 <<<"$out" | indent
+		log "  apt sources in the image:"
+		cat "$rootfs"/etc/apt/sources.list "$rootfs"/etc/apt/sources.list.d/* 2>/dev/null | indent || true
+		rc=1
+	elif ! out=$(in_root "$rootfs" hello 2>&1) || [[ $out != "Hello, world!" ]]; then
+		log "  hello printed: $out"
+		rc=1
+	fi
+	unmount_all "$rootfs"
+	return "$rc"
+}
+
+# check_warm STORE NAME MIRROR KEYRING FIRST_REF: a second bootstrap into the same
+# store downloads nothing, becomes NAME:2 with the same packages, and the image
+# commands see both versions.
+check_warm() {
+	local store=$1 name=$2 suite=$3 variant=$4 mirror=$5 keyring=$6 errlog ref rc=0
+	errlog=$(mktemp)
+	local kflag=()
+	[[ -n $keyring ]] && kflag=(--keyring "$keyring")
+	if ! ref=$("$JM" --store "$store" bootstrap "$suite" --variant "$variant" --mirror "$mirror" "${kflag[@]}" --name "$name" 2>"$errlog"); then
+		log "  second bootstrap failed:"
+		tail -n 30 "$errlog" | indent
+		rm -f "$errlog"
+		return 1
+	fi
+	if ! grep -q 'downloaded 0 bytes' "$errlog"; then
+		log "  second bootstrap did not report 'downloaded 0 bytes'; its stderr:"
+		tail -n 30 "$errlog" | indent
+		rc=1
+	fi
+	rm -f "$errlog"
+	if [[ $ref != "$name:2" ]]; then
+		log "  second bootstrap printed '$ref', want '$name:2'"
+		rc=1
+	fi
+	local p1 p2
+	p1=$("$JM" --store "$store" image show "$name:1" --json | jq -r '.packages[] | "\(.name) \(.version)"' | sort)
+	p2=$("$JM" --store "$store" image show "$name:2" --json | jq -r '.packages[] | "\(.name) \(.version)"' | sort)
+	if [[ -z $p1 || $p1 != "$p2" ]]; then
+		log "  the manifests of $name:1 and $name:2 list different packages (or none)"
+		rc=1
+	fi
+	local n
+	n=$("$JM" --store "$store" image list --json | jq --arg n "$name" '[.[] | select(.name == $n)] | length')
+	[[ $n == 2 ]] || { log "  image list shows $n versions of $name, want 2"; rc=1; }
+	"$JM" --store "$store" image rm "$name:1" >/dev/null 2>&1 || { log "  image rm $name:1 failed"; rc=1; }
+	n=$("$JM" --store "$store" image list --json | jq --arg n "$name" '[.[] | select(.name == $n)] | length')
+	[[ $n == 1 ]] || { log "  after image rm, image list shows $n versions of $name, want 1"; rc=1; }
+	return "$rc"
+}
+
+# run_case SUITE VARIANT, in a subshell of its own: bootstrap, then every check
+# (all run, each failure named), then cleanup whatever happened.
+run_case() {
+	local suite=$1 variant=$2
+	# Global, not local: the EXIT trap runs after this function has returned.
+	CASE_STORE=$(mktemp -d "${TMPDIR:-/tmp}/jailmgr-e2e.XXXXXX")
+	trap 'safe_rm "$CASE_STORE"' EXIT
+	local store=$CASE_STORE
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+
+	local mirror keyring name=e2e-$suite-$variant
+	mirror=$(mirror_for "$suite")
+	keyring=$(keyring_for "$suite" "$KEYDIR")
+	log "== $suite:$variant from $mirror${keyring:+ (keyring $keyring)}"
+
+	local expected=$store/expected
+	print_debs "$suite" "$variant" "$mirror" "$keyring" >"$expected" || return 1
+	[[ -s $expected ]] || { log "  debootstrap --print-debs printed no packages"; return 1; }
+
+	local kflag=() ref errlog=$store/bootstrap.log start=$SECONDS
+	[[ -n $keyring ]] && kflag=(--keyring "$keyring")
+	if ! ref=$("$JM" --store "$store/s" bootstrap "$suite" --variant "$variant" --mirror "$mirror" "${kflag[@]}" --name "$name" 2>"$errlog"); then
+		log "  bootstrap failed; the end of its stderr:"
+		tail -n 40 "$errlog" | indent
+		return 1
+	fi
+	log "  bootstrapped $ref in $((SECONDS - start))s"
+	local rootfs
+	rootfs=$("$JM" --store "$store/s" image show "$ref" --json | jq -r .rootfs)
+	if [[ -z $rootfs || $rootfs == null || ! -d $rootfs ]]; then
+		log "  image show $ref --json gives no rootfs folder ('$rootfs')"
+		return 1
+	fi
+
+	local failed=()
+	check_packages "$rootfs" "$expected" && log "  a. package set: same as debootstrap's" || failed+=(a:packages)
+	check_audit "$rootfs" && log "  b. dpkg --audit: silent" || failed+=(b:audit)
+	check_apt "$rootfs" && log "  c. apt-get check, update, install hello: ok; hello runs" || failed+=(c:apt)
+	if [[ $suite:$variant == bookworm:minbase ]]; then
+		start=$SECONDS
+		check_warm "$store/s" "$name" "$suite" "$variant" "$mirror" "$keyring" &&
+			log "  d. warm cache: $name:2 in $((SECONDS - start))s, downloaded 0 bytes, same packages" || failed+=(d:warm-cache)
+	fi
+	if ((${#failed[@]})); then
+		log "  failed: ${failed[*]}"
+		return 1
+	fi
+}
+
+main() {
+	[[ $(id -u) == 0 ]] || die "run as root (chroot, mounts)"
+	[[ -s $DEBIAN_KEYRING ]] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debian-archive-keyring >&2
+	ensure_tools debootstrap:debootstrap xz:xz-utils jq:jq gpgv:gpgv sha256sum:coreutils
+	command -v curl >/dev/null 2>&1 || command -v wget >/dev/null 2>&1 || ensure_tools curl:curl
+	JM=$(jailmgr_bin)
+	KEYDIR=$(mktemp -d "${TMPDIR:-/tmp}/jailmgr-e2e-keys.XXXXXX")
+	trap 'safe_rm "$KEYDIR"' EXIT
+	export JM KEYDIR
+
+	local cases c passed=0 nfailed=0 summary=() start
+	read -ra cases <<<"${E2E_CASES:-$E2E_DEFAULT_CASES}"
+	for c in "${cases[@]}"; do
+		[[ $c == *:* ]] || die "E2E_CASES: '$c' is not SUITE:VARIANT"
+		start=$SECONDS
+		set +e
+		(
+			set -e
+			run_case "${c%%:*}" "${c#*:}"
+		)
+		local rc=$?
+		set -e
+		if ((rc == 0)); then
+			passed=$((passed + 1))
+			summary+=("PASS $c ($((SECONDS - start))s)")
+		else
+			nfailed=$((nfailed + 1))
+			summary+=("FAIL $c ($((SECONDS - start))s)")
+		fi
+		log "${summary[-1]}"
+	done
+	echo
+	printf '%s\n' "${summary[@]}"
+	echo "$passed passed, $nfailed failed"
+	((nfailed == 0))
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	main "$@"
+	exit
+fi
