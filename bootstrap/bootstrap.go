@@ -2,13 +2,13 @@ package bootstrap
 
 import (
 	"context"
-	"runtime"
-	"runtime/debug"
-	"sync"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"sort"
+	"sync"
 	"time"
 
 	"jailmgr/store"

@@ -41,10 +41,10 @@ func (e *HashError) Unwrap() error { return ErrVerify }
 // Candidate is one package of the archive's Packages indexes.
 type Candidate struct {
 	Name, Version, Arch, Priority, MultiArch, Component string
-	Essential                                                   bool
-	Filename                                                    string
-	Size                                                        int64
-	SHA256                                                      string
+	Essential                                           bool
+	Filename                                            string
+	Size                                                int64
+	SHA256                                              string
 
 	depends, preDepends, provides string
 	rel                           *relations // parsed on first use
