@@ -1,5 +1,6 @@
 # jailmgr — build, test, e2e, bench, install.
-GO      ?= go
+# sudo resets PATH; find Go where the official tarball puts it too.
+GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BIN     := bin/jailmgr

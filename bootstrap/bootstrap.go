@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -136,7 +137,7 @@ func Run(ctx context.Context, o Options, p *Plan, st *store.Store) (*Result, err
 	m := &store.Manifest{
 		Suite: o.Suite, Distribution: p.Suite.Distribution, Arch: o.Arch, Variant: o.Variant,
 		Components: p.Components, Mirror: p.Mirror, InReleaseSHA256: inRelease,
-		MergedUsr: p.MergedUsr, Created: time.Now().UTC().Truncate(time.Second), Size: size,
+		MergedUsr: p.MergedUsr, Created: created(), Size: size,
 	}
 	for _, c := range all {
 		m.Packages = append(m.Packages, store.Package{Name: c.Name, Version: c.Version, Arch: c.Arch, SHA256: c.SHA256})
@@ -164,3 +165,12 @@ func unpackJobs(jobs int) int {
 }
 
 func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }
+
+// created is the image's creation time: SOURCE_DATE_EPOCH when set, so that
+// a reproducible build gives a reproducible manifest.
+func created() time.Time {
+	if secs, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64); err == nil {
+		return time.Unix(secs, 0).UTC()
+	}
+	return time.Now().UTC().Truncate(time.Second)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -147,6 +146,3 @@ func download(ctx context.Context, o *Options, mirror string, c *Candidate, cach
 type barWriter struct{ b Bar }
 
 func (w barWriter) Write(p []byte) (int, error) { w.b.Add(int64(len(p))); return len(p), nil }
-
-// errorsIsVerify reports whether err is a verification failure.
-func errorsIsVerify(err error) bool { return errors.Is(err, ErrVerify) }

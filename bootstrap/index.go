@@ -119,6 +119,9 @@ func fetchIndex(ctx context.Context, o *Options, p *Plan, cache indexCache) (*In
 			return nil, err
 		}
 		sig, err := fetchSmall(ctx, o.Client, p.Mirror, dist+"/Release.gpg")
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("verify %s/%s: %w: the mirror has neither InRelease nor Release.gpg (use a signed mirror)", p.Mirror, dist, release.ErrNotSigned)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -76,6 +76,9 @@ func (o *Options) setDefaults() error {
 	if o.Arch == "" {
 		o.Arch = hostArch()
 	}
+	if !runnableArch(o.Arch) {
+		return fmt.Errorf("%w: --arch %s: this %s machine cannot run its maintainer scripts (foreign architectures are not supported yet)", ErrUsage, o.Arch, hostArch())
+	}
 	if o.Name == "" {
 		o.Name = o.Suite
 	}
@@ -128,4 +131,17 @@ func hostArch() string {
 	default:
 		return runtime.GOARCH // amd64, arm64, riscv64, s390x, mips64le
 	}
+}
+
+// runnableArch reports whether this machine runs the architecture's
+// binaries natively, as configuring a root needs.
+func runnableArch(arch string) bool {
+	host := hostArch()
+	switch {
+	case arch == host:
+		return true
+	case host == "amd64" && arch == "i386", host == "arm64" && arch == "armhf":
+		return true
+	}
+	return false
 }

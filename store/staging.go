@@ -126,6 +126,9 @@ func (s *Store) sweep() error {
 // tryRemoveLocked removes path if nobody holds path.lock.
 func (s *Store) tryRemoveLocked(path string) error {
 	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, fs.ErrPermission) {
+		return nil // a reader without write access leaves the sweep to root
+	}
 	if err != nil {
 		return fmt.Errorf("sweep %s: %w", path, err)
 	}
