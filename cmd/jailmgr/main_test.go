@@ -87,3 +87,31 @@ func TestBrokenConfigRefused(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want the file:line of the bad key", code, stderr)
 	}
 }
+
+func TestConfigCheckAndJails(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "jailmgr.conf")
+	os.WriteFile(cfg, []byte("[build]\nimage = nosuch\naliases = b\nmemory = 1G\n"), 0o644)
+	g := []string{"--store", dir, "--config", cfg}
+	code, _, stderr := jailmgr(t, append(g, "config", "check")...)
+	if code != 1 || !strings.Contains(stderr, cfg+":2: image: store: image not found: nosuch") {
+		t.Errorf("config check with a missing image: exit %d, %q", code, stderr)
+	}
+	code, out, _ := jailmgr(t, append(g, "jail", "list")...)
+	if code != 0 || !strings.Contains(out, "build") || !strings.Contains(out, "memory 1.0G") {
+		t.Errorf("jail list: exit %d, %q", code, out)
+	}
+	code, out, _ = jailmgr(t, append(g, "jail", "show", "b", "--json")...)
+	if code != 0 || !strings.Contains(out, `"name": "build"`) {
+		t.Errorf("jail show by alias: exit %d, %q", code, out)
+	}
+	if code, _, stderr := jailmgr(t, append(g, "jail", "show", "nope")...); code != 1 || !strings.Contains(stderr, `no jail "nope"`) {
+		t.Errorf("jail show nope: exit %d, %q", code, stderr)
+	}
+	os.WriteFile(cfg, []byte("[build]\nimage = x\npids = many\n"), 0o644)
+	for _, args := range [][]string{{"config", "check"}, {"jail", "list"}, {"image", "list"}} {
+		if code, _, stderr := jailmgr(t, append(g, args...)...); code != 1 || !strings.Contains(stderr, cfg+":3: pids:") {
+			t.Errorf("%v with a broken config: exit %d, %q", args, code, stderr)
+		}
+	}
+}

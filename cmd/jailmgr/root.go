@@ -68,13 +68,22 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.StringVar(&a.storeDir, "store", storeDefault, "image store `DIR` (env JAILMGR_STORE; default "+store.DefaultDir+", or store= in the config)")
 	pf.StringVar(&a.configPath, "config", configDefault, "configuration `FILE` (env JAILMGR_CONFIG); *.conf in jailmgr.d beside it are read too")
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors and results")
-	cmd.AddCommand(a.bootstrapCmd(), a.imageCmd(), a.manCmd())
+	cmd.AddCommand(a.bootstrapCmd(), a.imageCmd(), a.configCmd(), a.jailCmd(), a.manCmd())
 	return cmd
 }
 
-// config loads the configuration; a broken one stops every command.
+// config loads the configuration; a broken one stops every command. Jails
+// are checked here too, except whether their images exist: an admin may
+// define a jail before bootstrapping its image ('config check' checks that).
 func (a *app) config() (*conf.Config, error) {
-	return conf.Load(a.configPath)
+	c, err := conf.Load(a.configPath)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Jails(nil); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // openStore opens the store named by --store, the config, or the default.

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"jailmgr/conf"
+	"jailmgr/store"
+)
+
+func (a *app) configCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Check the configuration"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check",
+		Short: "Check /etc/jailmgr.conf and jailmgr.d: every problem as file:line: key: what is wrong",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := conf.Load(a.configPath)
+			if err != nil {
+				return err
+			}
+			st, err := a.openStore(c)
+			if err != nil {
+				return err
+			}
+			jails, err := c.Jails(imageChecker(st))
+			if err != nil {
+				return err
+			}
+			if !a.quiet {
+				fmt.Fprintf(a.stdout, "%d files, %d jails: ok\n", len(c.Files), len(jails))
+			}
+			return nil
+		},
+	})
+	return cmd
+}
+
+// imageChecker tells whether an image reference names an image.
+func imageChecker(st *store.Store) func(string) error {
+	return func(ref string) error {
+		_, err := st.Resolve(ref)
+		return err
+	}
+}
+
+func (a *app) jailCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "jail", Short: "List and show the jails the configuration defines"}
+	var listJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List jails",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			jails, err := a.jails()
+			if err != nil {
+				return err
+			}
+			names := make([]string, 0, len(jails))
+			for n := range jails {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			if listJSON {
+				out := []*conf.Jail{}
+				for _, n := range names {
+					out = append(out, jails[n])
+				}
+				return writeJSON(a, out)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tALIASES\tSOURCE\tTYPE\tNETWORK\tLIMITS\tDESCRIPTION")
+			for _, n := range names {
+				j := jails[n]
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, dash(strings.Join(j.Aliases, ",")), source(j), j.Type, j.Network, limits(j), j.Description)
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+	var showJSON bool
+	show := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show one jail (by name or alias) with every setting",
+		Args:  exactArgs(1, "one jail name or alias"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			jails, err := a.jails()
+			if err != nil {
+				return err
+			}
+			j, ok := conf.Lookup(jails, args[0])
+			if !ok {
+				return fmt.Errorf("show jail: no jail %q in %s (see 'jailmgr jail list')", args[0], a.configPath)
+			}
+			if showJSON {
+				return writeJSON(a, j)
+			}
+			fmt.Fprintf(a.stdout, "name:         %s\naliases:      %s\ndescription:  %s\nsource:       %s\ntype:         %s\nusers:        %s\ngroups:       %s\nroot-users:   %s\nroot-groups:  %s\nmounts:       %s\nbinds:        %s\nhostname:     %s\nnetwork:      %s\nlimits:       %s\nseccomp:      %s\ncapabilities: %s\nenvironment:  %s\ndefined at:   %s:%d\n",
+				j.Name, dash(strings.Join(j.Aliases, ", ")), dash(j.Description), source(j), j.Type, dash(strings.Join(j.Users, ", ")),
+				dash(strings.Join(j.Groups, ", ")), dash(strings.Join(j.RootUsers, ", ")), dash(strings.Join(j.RootGroups, ", ")),
+				strings.Join(j.Mounts, ", "), binds(j), dash(j.Hostname), j.Network, limits(j), j.Seccomp, strings.Join(j.Capabilities, ", "),
+				j.Environment, j.File, j.Line)
+			return nil
+		},
+	}
+	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
+	cmd.AddCommand(list, show)
+	return cmd
+}
+
+// jails loads and validates the configured jails.
+func (a *app) jails() (map[string]*conf.Jail, error) {
+	c, err := conf.Load(a.configPath)
+	if err != nil {
+		return nil, err
+	}
+	return c.Jails(nil)
+}
+
+func source(j *conf.Jail) string {
+	if j.Image != "" {
+		return "image " + j.Image
+	}
+	return "directory " + j.Directory
+}
+
+func limits(j *conf.Jail) string {
+	var l []string
+	if j.Memory > 0 {
+		l = append(l, "memory "+humanSize(j.Memory))
+	}
+	if j.CPUs > 0 {
+		l = append(l, fmt.Sprintf("cpus %g", j.CPUs))
+	}
+	if j.Pids > 0 {
+		l = append(l, fmt.Sprintf("pids %d", j.Pids))
+	}
+	return dash(strings.Join(l, ", "))
+}
+
+func binds(j *conf.Jail) string {
+	var b []string
+	for _, x := range j.Binds {
+		s := x.Source + ":" + x.Target
+		if x.ReadOnly {
+			s += ":ro"
+		}
+		b = append(b, s)
+	}
+	return dash(strings.Join(b, ", "))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
