@@ -62,8 +62,10 @@ func (c *Control) File(name string) (ControlFile, bool) {
 
 // Reader reads a .deb from start to end in one pass: Control, then Data.
 type Reader struct {
-	// Decompress, when set, opens the data.tar member instead of
-	// compress.NewReader (a caller may prefer a faster decoder it has).
+	// Decompress, when set, opens the control.tar and data.tar members
+	// instead of compress.NewReader (a caller may prefer a decoder it has:
+	// the pure-Go xz decoder allocates the whole dictionary a stream
+	// declares, up to 64 MiB, even for a control.tar of a few KiB).
 	Decompress func(name string, r io.Reader) (io.ReadCloser, error)
 
 	ar         *ArReader
@@ -118,7 +120,11 @@ func (d *Reader) readControl() (*Control, error) {
 	if h.Size > maxControlSize {
 		return nil, fmt.Errorf("read %s: size %d over the %d limit: %w", h.Name, h.Size, maxControlSize, ErrFormat)
 	}
-	c, err := readControlTar(h.Name, d.ar)
+	open := compress.NewReader
+	if d.Decompress != nil {
+		open = d.Decompress
+	}
+	c, err := readControlTar(h.Name, d.ar, open)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", h.Name, err)
 	}
@@ -152,8 +158,8 @@ func (d *Reader) nextMember(base string) (*ArHeader, error) {
 	}
 }
 
-func readControlTar(member string, r io.Reader) (c *Control, err error) {
-	zr, err := compress.NewReader(member, r)
+func readControlTar(member string, r io.Reader, open func(string, io.Reader) (io.ReadCloser, error)) (c *Control, err error) {
+	zr, err := open(member, r)
 	if err != nil {
 		return nil, err
 	}
