@@ -7,8 +7,10 @@ BIN     := bin/jailmgr
 
 .PHONY: build test fuzz e2e bench install clean
 
+# Static and without cgo: the session init re-executes this binary inside
+# jails, where the host's libc may not exist.
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/jailmgr
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/jailmgr
 
 # Hermetic: generated archives served on loopback. As root, the privileged
 # tests (unpack ownership, chroot configure, full bootstraps) run too.
@@ -23,7 +25,7 @@ fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg >/dev/null; \
 	  done; \
 	done
 

@@ -55,9 +55,12 @@ type Bind struct {
 var MountKinds = []string{"proc", "sys", "dev", "home", "tmp"}
 
 // DefaultCapabilities is root's capability set inside a jail unless the
-// jail says otherwise: Docker's default set.
+// jail says otherwise: Docker's default set without CAP_MKNOD, which Docker
+// can grant only because its device cgroup stops the nodes being used; a
+// jail has no such guard, and a block device node would open the host's
+// disks.
 var DefaultCapabilities = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_NET_RAW",
 	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
 	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 }

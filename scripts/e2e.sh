@@ -65,7 +65,7 @@ jailmgr_bin() {
 	local bin=${JAILMGR:-$REPO/bin/jailmgr}
 	if [[ ! -x $bin ]]; then
 		log "building $bin"
-		(cd "$REPO" && go build -trimpath -o "$bin" ./cmd/jailmgr) >&2
+		(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$bin" ./cmd/jailmgr) >&2
 	fi
 	printf '%s\n' "$bin"
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func main() {
-	session.MaybeRunInit()
+	session.MaybeRunInternal()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -43,6 +43,24 @@ func (r *Root) Open(rel string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path.Join(r.Path, name)), nil
 }
 
+// OpenPath opens rel beneath the root as an O_PATH descriptor without
+// following any symlink, for use as a mount target (/proc/self/fd/N): a
+// symlink planted in the tree cannot redirect a mount onto the host.
+func (r *Root) OpenPath(rel string) (int, error) {
+	name, err := CleanName(rel)
+	if err != nil {
+		return -1, &PathError{"open", rel, err}
+	}
+	if name == "" {
+		name = "."
+	}
+	fd, err := unix.Openat2(r.fd, name, &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: resolve | unix.RESOLVE_NO_SYMLINKS})
+	if err != nil {
+		return -1, &PathError{"open", name, err}
+	}
+	return fd, nil
+}
+
 // Lstat describes rel beneath the root, not following a final symlink.
 func (r *Root) Lstat(rel string) (*unix.Stat_t, error) {
 	name, err := CleanName(rel)

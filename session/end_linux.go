@@ -1,0 +1,199 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"jailmgr/session/cgroup"
+)
+
+// End ends a session: every process in its cgroup is killed, its root is
+// unmounted, and its cgroup, overlay dirs and state folder are removed.
+func End(runDir, id string) error {
+	st, err := Get(runDir, id)
+	if err != nil {
+		return err
+	}
+	return teardown(st)
+}
+
+// teardown removes everything a session made, in reverse order, and is
+// safe to run on a half-made session or twice. It holds the session's lock
+// so that End and the monitor never tear down at the same time.
+func teardown(st *State) error {
+	lock, err := os.OpenFile(filepath.Join(st.Dir, "lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // already torn down
+	}
+	if err != nil {
+		return fmt.Errorf("end session %s: %w", st.ID, err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("end session %s: %w", st.ID, err)
+	}
+	if _, err := os.Stat(st.Dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	var errs []error
+	if g, err := cgroup.Open(st.Cgroup); err == nil {
+		if err := g.Kill(); err != nil {
+			errs = append(errs, err)
+		}
+	} else if !errors.Is(err, cgroup.ErrNotFound) {
+		errs = append(errs, err)
+	}
+	// The init is in the cgroup and died with it; make sure even if the
+	// cgroup was lost.
+	if st.Alive() {
+		syscall.Kill(st.InitPid, syscall.SIGKILL)
+		for i := 0; i < 100 && st.Alive(); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if err := unmountAll(st.Root); err != nil {
+		errs = append(errs, err)
+	}
+	if g, err := cgroup.Open(st.Cgroup); err == nil {
+		if err := g.Remove(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if st.Upper != "" && !st.Keep {
+		if err := removeTree(st.Upper); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("end session %s: %w", st.ID, errors.Join(errs...))
+	}
+	if err := os.RemoveAll(st.Dir); err != nil {
+		return fmt.Errorf("end session %s: %w", st.ID, err)
+	}
+	return nil
+}
+
+// unmountAll detaches every mount at or below dir, deepest first.
+func unmountAll(dir string) error {
+	for i := 0; i < 20; i++ {
+		mounts, err := mountsBelow(dir)
+		if err != nil {
+			return err
+		}
+		if len(mounts) == 0 {
+			return nil
+		}
+		for j := len(mounts) - 1; j >= 0; j-- {
+			if err := unix.Unmount(mounts[j], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+				return &MountError{Op: "unmount", Target: mounts[j], Err: err}
+			}
+		}
+	}
+	return fmt.Errorf("unmount %s: mounts keep coming back", dir)
+}
+
+// removeTree deletes an overlay upper dir after checking nothing is
+// mounted below it.
+func removeTree(dir string) error {
+	mounts, err := mountsBelow(dir)
+	if err != nil {
+		return err
+	}
+	if len(mounts) > 0 {
+		return fmt.Errorf("remove %s: still mounted: %s", dir, strings.Join(mounts, ", "))
+	}
+	return os.RemoveAll(dir)
+}
+
+// Recover finds sessions whose init is gone (a crash, a reboot) and tears
+// them down; a session whose init is alive is left alone. It returns the
+// ids it cleaned.
+func Recover(runDir string) ([]string, error) {
+	states, err := List(runDir)
+	if err != nil {
+		return nil, err
+	}
+	var cleaned []string
+	var errs []error
+	for _, st := range states {
+		if st.Alive() {
+			continue
+		}
+		if err := teardown(st); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cleaned = append(cleaned, st.ID)
+	}
+	// State folders without a state file: a Begin that died before its
+	// first write; nothing else of theirs exists.
+	if ents, err := os.ReadDir(runDir); err == nil {
+		for _, e := range ents {
+			dir := filepath.Join(runDir, e.Name())
+			if _, err := os.Stat(filepath.Join(dir, "state.json")); errors.Is(err, fs.ErrNotExist) && e.IsDir() {
+				if m, _ := mountsBelow(dir); len(m) == 0 {
+					os.RemoveAll(dir)
+					cleaned = append(cleaned, e.Name())
+				}
+			}
+		}
+	}
+	return cleaned, errors.Join(errs...)
+}
+
+// startMonitor starts a small daemon in the host's namespaces that tears
+// the session down when its init exits by itself (idle timeout, maximum
+// lifetime, a crash), so that nothing is left for 'recover'.
+func startMonitor(st *State) {
+	self, err := os.Executable()
+	if err != nil {
+		return
+	}
+	cmd := exec.Command(self, monitorArg, st.Dir)
+	cmd.Args[0] = "jailmgr-monitor"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if cmd.Start() == nil {
+		go cmd.Wait()
+	}
+}
+
+// runMonitor waits for the init of the session in dir to exit, then tears
+// the session down.
+func runMonitor(dir string) int {
+	st, err := readState(dir)
+	if err != nil {
+		return 1
+	}
+	fd, err := unix.PidfdOpen(st.InitPid, 0)
+	if err != nil {
+		// Gone already (or no pidfd): clean up if it is not alive.
+		if !st.Alive() {
+			teardown(st)
+		}
+		return 0
+	}
+	if !st.Alive() { // the pid was reused before we opened it
+		unix.Close(fd)
+		teardown(st)
+		return 0
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if err == nil || !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	unix.Close(fd)
+	teardown(st)
+	return 0
+}

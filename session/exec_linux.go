@@ -1,0 +1,138 @@
+package session
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"jailmgr/session/seccomp"
+)
+
+// runExec is the exec helper: started by the session init inside the jail,
+// it drops what the command must not have — capabilities outside the
+// jail's set, root (unless asked for), the right to gain privileges — loads
+// the seccomp filter and becomes the command. It runs on one locked thread
+// because the capability bounding set is per thread and execve keeps the
+// calling thread's.
+func runExec() int {
+	runtime.LockOSThread()
+	fail := func(code int, format string, args ...any) int {
+		fmt.Fprintf(os.Stderr, "jailmgr: "+format+"\n", args...)
+		return code
+	}
+	specFile := os.NewFile(3, "spec")
+	data, err := io.ReadAll(io.LimitReader(specFile, 1<<20))
+	specFile.Close()
+	if err != nil {
+		return fail(126, "read command: %v", err)
+	}
+	var s execSpec
+	if err := json.Unmarshal(data, &s); err != nil || len(s.Argv) == 0 {
+		return fail(126, "read command: %v", err)
+	}
+	if err := dropBounding(s.Capabilities); err != nil {
+		return fail(126, "drop capabilities: %v", err)
+	}
+	if err := syscall.Setgroups(s.Groups); err != nil {
+		return fail(126, "set groups: %v", err)
+	}
+	if err := syscall.Setgid(s.GID); err != nil {
+		return fail(126, "set gid %d: %v", s.GID, err)
+	}
+	if err := syscall.Setuid(s.UID); err != nil {
+		return fail(126, "set uid %d: %v", s.UID, err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fail(126, "set no_new_privs: %v", err)
+	}
+	dir := s.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	if err := os.Chdir(dir); err != nil {
+		return fail(126, "change to %s: %v", dir, err)
+	}
+	path, err := lookPath(s.Argv[0], s.Env)
+	if err != nil {
+		return fail(127, "%s: command not found", s.Argv[0])
+	}
+	if s.Seccomp != "none" {
+		p := seccomp.Default()
+		if s.Seccomp != "default" {
+			if p, err = seccomp.Load(s.Seccomp); err != nil {
+				return fail(126, "%v", err)
+			}
+		}
+		filter, err := seccomp.Compile(p, s.Capabilities)
+		if err != nil {
+			return fail(126, "%v", err)
+		}
+		if err := seccomp.Install(filter); err != nil {
+			return fail(126, "%v", err)
+		}
+	}
+	err = syscall.Exec(path, s.Argv, s.Env)
+	return fail(126, "run %s: %v", s.Argv[0], err)
+}
+
+// dropBounding removes every capability outside keep from this thread's
+// bounding set, so that nothing the command runs can gain them back.
+func dropBounding(keep []string) error {
+	for i, name := range capNames {
+		if name == "" || slices.Contains(keep, name) {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(i), 0, 0, 0); err != nil && err != unix.EINVAL {
+			return fmt.Errorf("drop %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// lookPath finds a command in the PATH of the command's own environment.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range strings.Split(path, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := dir + "/" + name
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", exec.ErrNotFound
+}
+
+// capNames are the capabilities by number, as the kernel numbers them.
+var capNames = func() []string {
+	names := []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+		"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+		"CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+		"CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+		"CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+		"CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
+		"CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+		"CAP_CHECKPOINT_RESTORE"}
+	// Later kernels may know more; drop those too (by number, unnamed).
+	for len(names) < 64 {
+		names = append(names, fmt.Sprintf("CAP_%d", len(names)))
+	}
+	return names
+}()

@@ -1,0 +1,117 @@
+package session
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// The control protocol between a client (jailmgr session run) and the
+// session init: one JSON message per packet over a SOCK_SEQPACKET unix
+// socket (which, unlike a stream, keeps messages apart); the client's
+// stdio travels as file descriptors (SCM_RIGHTS) with the request, so the
+// command reads and writes the caller's own terminal or pipes.
+
+// Request asks the init to run a command.
+type Request struct {
+	Op   string   `json:"op"` // "run", "signal", "ping"
+	Argv []string `json:"argv,omitempty"`
+	Env  []string `json:"env,omitempty"`
+	Dir  string   `json:"dir,omitempty"`
+	UID  int      `json:"uid"`
+	GID  int      `json:"gid"`
+	// Groups are the supplementary groups of the user.
+	Groups []int `json:"groups,omitempty"`
+	// Root is true when the command runs as root inside (root-users).
+	Root bool `json:"root,omitempty"`
+	// Fds says how many descriptors come with the request: 3 (stdin,
+	// stdout, stderr), or 1 (a pty's slave side, used for all three).
+	Fds int `json:"fds,omitempty"`
+	// Signal is the signal to forward, for Op "signal".
+	Signal int `json:"signal,omitempty"`
+}
+
+// Reply is what the init answers: first Started, then Exit (or Error).
+type Reply struct {
+	Started bool   `json:"started,omitempty"`
+	Pid     int    `json:"pid,omitempty"`
+	Exited  bool   `json:"exited,omitempty"`
+	Code    int    `json:"code"`
+	Signal  int    `json:"signal,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// ErrProtocol is wrapped by malformed control messages.
+var ErrProtocol = errors.New("session: control protocol error")
+
+const maxMessage = 1 << 20
+
+// send writes one message, with fds attached when given.
+func send(c *net.UnixConn, v any, fds ...int) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode message: %w", err)
+	}
+	data = append(data, '\n')
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	n, oobn, err := c.WriteMsgUnix(data, oob, nil)
+	if err != nil {
+		return fmt.Errorf("send message: %w", err)
+	}
+	if n != len(data) || oobn != len(oob) {
+		return fmt.Errorf("send message: %w: short write", ErrProtocol)
+	}
+	return nil
+}
+
+// receive reads one message and the fds sent with it.
+func receive(c *net.UnixConn, v any) ([]*os.File, error) {
+	buf := make([]byte, maxMessage)
+	oob := make([]byte, unix.CmsgSpace(4*8))
+	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("receive message: %w", os.ErrClosed)
+	}
+	var files []*os.File
+	if oobn > 0 {
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return nil, fmt.Errorf("receive message: %w: %v", ErrProtocol, err)
+		}
+		for _, m := range msgs {
+			fds, err := unix.ParseUnixRights(&m)
+			if err != nil {
+				return nil, fmt.Errorf("receive message: %w: %v", ErrProtocol, err)
+			}
+			for _, fd := range fds {
+				unix.CloseOnExec(fd)
+				files = append(files, os.NewFile(uintptr(fd), "fd"))
+			}
+		}
+	}
+	if buf[n-1] != '\n' {
+		closeAll(files)
+		return nil, fmt.Errorf("receive message: %w: no newline after %d bytes", ErrProtocol, n)
+	}
+	if err := json.Unmarshal(buf[:n-1], v); err != nil {
+		closeAll(files)
+		return nil, fmt.Errorf("receive message: %w: %v", ErrProtocol, err)
+	}
+	return files, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}

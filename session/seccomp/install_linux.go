@@ -1,0 +1,50 @@
+package seccomp
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Install sets no_new_privs and loads filter into every thread of the
+// calling process. It cannot be undone, and the filter is inherited across
+// fork and execve: it must run in the process that then execs the jailed
+// command (the session init, after it has dropped capabilities and before
+// it serves requests), never in jailmgr's own long-lived process.
+//
+// no_new_privs is what lets an unprivileged process install a filter, and it
+// keeps setuid binaries in the jail from gaining privileges the filter was
+// written without. TSYNC puts every Go runtime thread under the filter at
+// once: goroutines move between threads, so a filter on one thread only
+// would leave the others open.
+func Install(filter []unix.SockFilter) error {
+	if len(filter) == 0 {
+		return errors.New("install seccomp filter: empty program")
+	}
+	if len(filter) > unix.BPF_MAXINSNS {
+		return fmt.Errorf("install seccomp filter: %w: %d instructions", ErrTooLarge, len(filter))
+	}
+	// prctl affects only the calling thread (TSYNC then copies it to the
+	// others), so both calls must run on the same one.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("set no_new_privs: %w", err)
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	tid, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
+		unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&prog)))
+	runtime.KeepAlive(filter)
+	if errno != 0 {
+		return fmt.Errorf("install seccomp filter: %w", errno)
+	}
+	// With TSYNC the kernel returns the id of a thread it could not
+	// synchronise instead of failing with an errno.
+	if tid != 0 {
+		return fmt.Errorf("install seccomp filter: %w: thread %d", ErrThreadSync, tid)
+	}
+	return nil
+}

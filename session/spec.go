@@ -1,0 +1,119 @@
+package session
+
+import (
+	"fmt"
+	"os"
+	"slices"
+
+	"jailmgr/conf"
+)
+
+// User is the person a session runs commands for.
+type User struct {
+	Name   string `json:"name"`
+	UID    int    `json:"uid"`
+	GID    int    `json:"gid"`
+	Groups []int  `json:"groups,omitempty"`
+	// GroupNames are the names of GID and Groups, for access checks.
+	GroupNames []string `json:"group_names,omitempty"`
+	Home       string   `json:"home"`
+	Shell      string   `json:"shell"`
+	// Passwd and Group are the user's lines of the host's /etc/passwd and
+	// /etc/group, copied into the jail so that the user exists there.
+	Passwd string   `json:"passwd"`
+	Group  []string `json:"group,omitempty"`
+}
+
+// Spec is everything Begin needs: the jail, where its root comes from, and
+// for whom it is opened.
+type Spec struct {
+	Jail *conf.Jail
+	// Lower is the image's rootfs, or the jail's directory.
+	Lower string
+	// ImageRef is name:version of the image, "" for directory jails.
+	ImageRef string
+	// StoreDir holds overlay upper dirs (sessions/<id>, persist/<jail>).
+	StoreDir string
+	// RunDir holds the state folders (default DefaultRunDir).
+	RunDir string
+	// Name is the session id asked for; "" makes one.
+	Name string
+	User User
+}
+
+// initConfig is what the session init reads from spec.json in the state
+// folder: the parts of the jail it sets up inside the namespaces.
+type initConfig struct {
+	Root         string        `json:"root"`
+	Mounts       []string      `json:"mounts"`
+	Binds        []conf.Bind   `json:"binds,omitempty"`
+	Hostname     string        `json:"hostname"`
+	Network      string        `json:"network"`
+	Seccomp      string        `json:"seccomp"`
+	Capabilities []string      `json:"capabilities"`
+	User         User          `json:"user"`
+	IdleTimeout  int64         `json:"idle_timeout_ns,omitempty"`
+	MaxLifetime  int64         `json:"max_lifetime_ns,omitempty"`
+	Files        []copiedFile  `json:"files,omitempty"`
+	Limits       sessionLimits `json:"limits"`
+}
+
+type sessionLimits struct {
+	Memory int64   `json:"memory,omitempty"`
+	CPUs   float64 `json:"cpus,omitempty"`
+	Pids   int     `json:"pids,omitempty"`
+}
+
+// copiedFile is a host file copied into the jail at setup (resolv.conf).
+type copiedFile struct {
+	Path string `json:"path"`
+	Data []byte `json:"data"`
+}
+
+// CheckAccess applies schroot's rules: root may use any jail; others must
+// be in users or groups (or root-users/root-groups). asRoot asks for root
+// inside, which only root-users and root-groups (and root) get.
+func CheckAccess(j *conf.Jail, u User, asRoot bool) error {
+	if u.UID == 0 {
+		return nil
+	}
+	inRoot := slices.Contains(j.RootUsers, u.Name) || anyIn(u.GroupNames, j.RootGroups)
+	if asRoot {
+		if !inRoot {
+			return fmt.Errorf("%w: %s may not be root in jail %s (add the user to root-users or a group in root-groups)", ErrDenied, u.Name, j.Name)
+		}
+		return nil
+	}
+	if inRoot || slices.Contains(j.Users, u.Name) || anyIn(u.GroupNames, j.Groups) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s may not use jail %s (it allows users %v, groups %v)", ErrDenied, u.Name, j.Name, j.Users, j.Groups)
+}
+
+func anyIn(have, allowed []string) bool {
+	for _, h := range have {
+		if slices.Contains(allowed, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkSpec rejects what would fail half-way: binds whose source is missing,
+// a root that is not there, a seccomp profile that cannot be read.
+func checkSpec(s *Spec) error {
+	if st, err := os.Stat(s.Lower); err != nil || !st.IsDir() {
+		return fmt.Errorf("begin session in %s: root %s is not a directory", s.Jail.Name, s.Lower)
+	}
+	for _, b := range s.Jail.Binds {
+		if _, err := os.Stat(b.Source); err != nil {
+			return fmt.Errorf("begin session in %s: bind source %s: %w (create it, or fix the jail's bind)", s.Jail.Name, b.Source, err)
+		}
+	}
+	if p := s.Jail.Seccomp; p != "default" && p != "none" {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("begin session in %s: seccomp profile: %w", s.Jail.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package session
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// LookupUser describes the user with the given ids from the host's
+// /etc/passwd and /etc/group (read directly: jailmgr is built without cgo,
+// and NSS modules have no place in a tool that sets up jails).
+func LookupUser(uid, gid int) (User, error) {
+	u := User{UID: uid, GID: gid, Home: "/", Shell: "/bin/sh"}
+	pw, err := os.Open("/etc/passwd")
+	if err != nil {
+		return u, fmt.Errorf("look up user %d: %w", uid, err)
+	}
+	defer pw.Close()
+	sc := bufio.NewScanner(pw)
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) < 7 || f[2] != strconv.Itoa(uid) {
+			continue
+		}
+		u.Name, u.Home, u.Shell, u.Passwd = f[0], f[5], f[6], sc.Text()
+		break
+	}
+	if u.Name == "" {
+		if uid != 0 {
+			return u, fmt.Errorf("look up user %d: not in /etc/passwd", uid)
+		}
+		u.Name = "root"
+	}
+	gr, err := os.Open("/etc/group")
+	if err != nil {
+		return u, fmt.Errorf("look up groups of %s: %w", u.Name, err)
+	}
+	defer gr.Close()
+	sc = bufio.NewScanner(gr)
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), ":")
+		if len(f) < 4 {
+			continue
+		}
+		id, err := strconv.Atoi(f[2])
+		if err != nil {
+			continue
+		}
+		member := id == gid
+		for _, m := range strings.Split(f[3], ",") {
+			member = member || (m == u.Name && m != "")
+		}
+		if !member {
+			continue
+		}
+		u.GroupNames = append(u.GroupNames, f[0])
+		u.Group = append(u.Group, sc.Text())
+		if id != gid {
+			u.Groups = append(u.Groups, id)
+		}
+	}
+	return u, nil
+}
+
+// Caller is the user a command runs for: the one who ran sudo (SUDO_UID,
+// SUDO_GID), else the real user.
+func Caller() (User, error) {
+	uid, gid := os.Getuid(), os.Getgid()
+	if os.Getuid() == 0 {
+		if v, err := strconv.Atoi(os.Getenv("SUDO_UID")); err == nil {
+			uid = v
+			if g, err := strconv.Atoi(os.Getenv("SUDO_GID")); err == nil {
+				gid = g
+			}
+		}
+	}
+	return LookupUser(uid, gid)
+}
