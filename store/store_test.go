@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -107,5 +108,31 @@ func TestAbortAndSweep(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(dir, "staging")); len(ents) != 0 {
 		t.Errorf("staging holds %d entries after Abort", len(ents))
+	}
+}
+
+func TestRemoveRefusesMountedTree(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounting needs root; CI runs as root")
+	}
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := stage(t, s, "m").Commit("m", &Manifest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(img.RootFS(), "mnt")
+	os.MkdirAll(target, 0o755)
+	if err := syscall.Mount("tmpfs", target, "tmpfs", 0, ""); err != nil {
+		t.Skipf("cannot mount tmpfs: %v", err)
+	}
+	defer syscall.Unmount(target, syscall.MNT_DETACH)
+	if _, err := s.Remove("m"); !errors.Is(err, ErrMounted) {
+		t.Errorf("Remove of an image with a mount inside: err = %v, want ErrMounted", err)
+	}
+	if _, err := s.Resolve("m:1"); err != nil {
+		t.Errorf("the image was lost: %v", err)
 	}
 }
