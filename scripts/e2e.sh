@@ -410,6 +410,24 @@ check_warm() {
 	return "$rc"
 }
 
+# check_session STORE REF ROOTFS: a throwaway session of the image runs in new
+# namespaces, apt-get installs hello inside it, and none of it reaches the image.
+check_session() {
+	local store=$1 ref=$2 rootfs=$3 out rc=0 host_pid
+	host_pid=$(readlink /proc/self/ns/pid)
+	if ! out=$("$JM" --store "$store" run "$ref" -- sh -c '. /etc/os-release; echo "id=$ID"; echo "pidns=$(readlink /proc/self/ns/pid)"; echo "procs=$(ls /proc | grep -c "^[0-9]")"; apt-get update -qq >/dev/null && apt-get install -y -qq hello >/dev/null 2>&1 && hello && touch /etc/e2e-session-marker' 2>&1); then
+		log "  jailmgr run $ref failed:"
+		printf '%s\n' "$out" | tail -n 20 | indent
+		return 1
+	fi
+	grep -qx 'Hello, world!' <<<"$out" || { log "  hello did not run in the session: $out"; rc=1; }
+	grep -q "^pidns=$host_pid\$" <<<"$out" && { log "  the session shares the host's pid namespace"; rc=1; }
+	# init, sh, and the pipeline counting: a handful, never the host's hundreds.
+	grep -q '^procs=[1-8]$' <<<"$out" || { log "  the session sees more than its own processes: $(grep '^procs=' <<<"$out")"; rc=1; }
+	[[ -e $rootfs/etc/e2e-session-marker ]] && { log "  a session's writes reached the image"; rc=1; }
+	return "$rc"
+}
+
 # run_case SUITE VARIANT, in a subshell of its own: bootstrap, then every check
 # (all run, each failure named), then cleanup whatever happened.
 run_case() {
@@ -449,6 +467,7 @@ run_case() {
 	check_packages "$rootfs" "$expected" && log "  a. package set: same as debootstrap's" || failed+=(a:packages)
 	check_audit "$rootfs" && log "  b. dpkg --audit: silent" || failed+=(b:audit)
 	check_apt "$rootfs" && log "  c. apt-get check, update, install hello: ok; hello runs" || failed+=(c:apt)
+	check_session "$store/s" "$ref" "$rootfs" && log "  e. session: new namespaces, apt-get install hello works, the image untouched" || failed+=(e:session)
 	if [[ $suite:$variant == bookworm:minbase ]]; then
 		start=$SECONDS
 		check_warm "$store/s" "$name" "$suite" "$variant" "$mirror" "$keyring" &&

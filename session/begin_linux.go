@@ -41,7 +41,8 @@ func Begin(s *Spec) (st *State, err error) {
 	if id == "" {
 		var b [4]byte
 		rand.Read(b[:])
-		id = s.Jail.Name + "-" + hex.EncodeToString(b[:])
+		// An image reference's ':' has no place in a file name.
+		id = strings.ReplaceAll(s.Jail.Name, ":", "_") + "-" + hex.EncodeToString(b[:])
 	}
 	if !ValidID(id) {
 		return nil, fmt.Errorf("begin session: %q is not a valid session name (letters, digits, '.', '-', '_')", id)
