@@ -141,6 +141,7 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	srv := archivetest.Serve(t, &archivetest.Archive{Suite: "bookworm", Codename: "bookworm", Packages: pkgs})
 	st := openStore(t)
 	o := options(srv)
+	o.CustomizeHooks = []string{`echo "$1" > "$1/hooked"`, `test -s "$1/var/lib/dpkg/status"`}
 	res, err := runBootstrap(t, o, st)
 	if err != nil {
 		t.Fatalf("bootstrap: %v\nlog:\n%s", err, o.Log)
@@ -159,6 +160,10 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(root, "etc/marker.conf.dpkg-new")); err == nil {
 		t.Errorf("etc/marker.conf.dpkg-new left behind")
+	}
+	// The customize hooks ran with the staged root as $1, before commit.
+	if data, err := os.ReadFile(filepath.Join(root, "hooked")); err != nil || !strings.Contains(string(data), "/staging/") {
+		t.Errorf("customize hook: %q, %v; want the staging root's path", data, err)
 	}
 	if fi, err := os.Lstat(filepath.Join(root, "bin")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("/bin is not a merged-/usr symlink: %v", err)

@@ -133,12 +133,17 @@ func mountRoot(s *Spec, st *State) error {
 
 // startInit starts the session init in new namespaces, puts it into the
 // cgroup, and waits until it reports that the jail is set up.
-func startInit(s *Spec, st *State) error {
+func startInit(s *Spec, st *State) (err error) {
 	cfg := initConfig{
 		Root: st.Root, Mounts: s.Jail.Mounts, Binds: s.Jail.Binds, Hostname: s.Jail.Hostname,
 		Network: s.Jail.Network, Seccomp: s.Jail.Seccomp, Capabilities: s.Jail.Capabilities, User: s.User,
 		IdleTimeout: int64(s.Jail.IdleTimeout), MaxLifetime: int64(s.Jail.MaxLifetime),
 		Limits: sessionLimits{Memory: s.Jail.Memory, CPUs: s.Jail.CPUs, Pids: s.Jail.Pids},
+	}
+	if p := s.Jail.Seccomp; p != "default" && p != "none" {
+		if cfg.SeccompProfile, err = os.ReadFile(p); err != nil {
+			return fmt.Errorf("begin session: read seccomp profile: %w", err)
+		}
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = s.Jail.Name

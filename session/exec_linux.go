@@ -67,7 +67,7 @@ func runExec() int {
 	if s.Seccomp != "none" {
 		p := seccomp.Default()
 		if s.Seccomp != "default" {
-			if p, err = seccomp.Load(s.Seccomp); err != nil {
+			if p, err = seccomp.Parse(s.Seccomp, s.Profile); err != nil {
 				return fail(126, "%v", err)
 			}
 		}

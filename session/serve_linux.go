@@ -23,6 +23,7 @@ type execSpec struct {
 	Groups       []int    `json:"groups,omitempty"`
 	Capabilities []string `json:"capabilities"`
 	Seccomp      string   `json:"seccomp"`
+	Profile      []byte   `json:"profile,omitempty"`
 }
 
 // handle serves one control connection: a run request with its fds, then
@@ -96,7 +97,7 @@ func (in *sessionInit) start(req *Request, files []*os.File) (int, chan unix.Wai
 		uid, gid, groups = 0, 0, nil
 	}
 	spec := execSpec{Argv: req.Argv, Env: req.Env, Dir: req.Dir, UID: uid, GID: gid, Groups: groups,
-		Capabilities: in.cfg.Capabilities, Seccomp: in.cfg.Seccomp}
+		Capabilities: in.cfg.Capabilities, Seccomp: in.cfg.Seccomp, Profile: in.cfg.SeccompProfile}
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return 0, nil, err

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"jailmgr/conf"
+	"jailmgr/session/seccomp"
 )
 
 // User is the person a session runs commands for.
@@ -50,6 +51,9 @@ type initConfig struct {
 	Hostname     string        `json:"hostname"`
 	Network      string        `json:"network"`
 	Seccomp      string        `json:"seccomp"`
+	// SeccompProfile is the JSON profile read from the host at Begin: the
+	// path means nothing inside the jail.
+	SeccompProfile []byte `json:"seccomp_profile,omitempty"`
 	Capabilities []string      `json:"capabilities"`
 	User         User          `json:"user"`
 	IdleTimeout  int64         `json:"idle_timeout_ns,omitempty"`
@@ -111,8 +115,8 @@ func checkSpec(s *Spec) error {
 		}
 	}
 	if p := s.Jail.Seccomp; p != "default" && p != "none" {
-		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("begin session in %s: seccomp profile: %w", s.Jail.Name, err)
+		if _, err := seccomp.Load(p); err != nil {
+			return fmt.Errorf("begin session in %s: %w", s.Jail.Name, err)
 		}
 	}
 	return nil

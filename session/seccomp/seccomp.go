@@ -72,6 +72,10 @@ func Load(path string) (*Profile, error) {
 	return parse(path, data)
 }
 
+// Parse reads a profile in Docker's JSON format from data; name (the file
+// it came from) is used in errors.
+func Parse(name string, data []byte) (*Profile, error) { return parse(name, data) }
+
 // parse decodes and validates a profile; name is used in errors.
 func parse(name string, data []byte) (*Profile, error) {
 	var spec mobyseccomp.Seccomp
