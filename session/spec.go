@@ -45,21 +45,21 @@ type Spec struct {
 // initConfig is what the session init reads from spec.json in the state
 // folder: the parts of the jail it sets up inside the namespaces.
 type initConfig struct {
-	Root         string        `json:"root"`
-	Mounts       []string      `json:"mounts"`
-	Binds        []conf.Bind   `json:"binds,omitempty"`
-	Hostname     string        `json:"hostname"`
-	Network      string        `json:"network"`
-	Seccomp      string        `json:"seccomp"`
+	Root     string      `json:"root"`
+	Mounts   []string    `json:"mounts"`
+	Binds    []conf.Bind `json:"binds,omitempty"`
+	Hostname string      `json:"hostname"`
+	Network  string      `json:"network"`
+	Seccomp  string      `json:"seccomp"`
 	// SeccompProfile is the JSON profile read from the host at Begin: the
 	// path means nothing inside the jail.
-	SeccompProfile []byte `json:"seccomp_profile,omitempty"`
-	Capabilities []string      `json:"capabilities"`
-	User         User          `json:"user"`
-	IdleTimeout  int64         `json:"idle_timeout_ns,omitempty"`
-	MaxLifetime  int64         `json:"max_lifetime_ns,omitempty"`
-	Files        []copiedFile  `json:"files,omitempty"`
-	Limits       sessionLimits `json:"limits"`
+	SeccompProfile []byte        `json:"seccomp_profile,omitempty"`
+	Capabilities   []string      `json:"capabilities"`
+	User           User          `json:"user"`
+	IdleTimeout    int64         `json:"idle_timeout_ns,omitempty"`
+	MaxLifetime    int64         `json:"max_lifetime_ns,omitempty"`
+	Files          []copiedFile  `json:"files,omitempty"`
+	Limits         sessionLimits `json:"limits"`
 }
 
 type sessionLimits struct {
