@@ -390,3 +390,15 @@ func TestCheckAccess(t *testing.T) {
 		}
 	}
 }
+
+func TestDoctorOnThisHost(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("the checks assume root; CI runs as root")
+	}
+	for _, c := range Doctor() {
+		// CI runs on the kind of host the tests above need: every check passes.
+		if !c.OK {
+			t.Errorf("doctor: %s failed (%s): %s", c.Name, c.Detail, c.Affects)
+		}
+	}
+}
