@@ -3,10 +3,15 @@ package session
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // RunOptions say what to run in a session and with which stdio.
@@ -18,6 +23,9 @@ type RunOptions struct {
 	Stdin  *os.File
 	Stdout *os.File
 	Stderr *os.File
+	// Pty runs the command on a terminal of its own in the jail, relayed
+	// to Stdin and Stdout (which should be the caller's terminal).
+	Pty bool
 }
 
 // ErrSessionGone is returned when a session's init does not answer.
@@ -36,16 +44,34 @@ func Run(st *State, o RunOptions) (int, error) {
 		return 0, fmt.Errorf("run in session %s: %w: %v (try 'jailmgr session recover')", st.ID, ErrSessionGone, err)
 	}
 	defer conn.Close()
-	req := Request{Op: "run", Argv: o.Argv, Env: o.Env, Dir: o.Dir, Root: o.Root, Fds: 3}
-	if err := send(conn, req, int(o.Stdin.Fd()), int(o.Stdout.Fd()), int(o.Stderr.Fd())); err != nil {
+	req := Request{Op: "run", Argv: o.Argv, Env: o.Env, Dir: o.Dir, Root: o.Root, Pty: o.Pty}
+	var fds []int
+	if o.Pty {
+		if ws, err := unix.IoctlGetWinsize(int(o.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+			req.Rows, req.Cols = ws.Row, ws.Col
+		}
+	} else {
+		fds = []int{int(o.Stdin.Fd()), int(o.Stdout.Fd()), int(o.Stderr.Fd())}
+	}
+	if err := send(conn, req, fds...); err != nil {
 		return 0, fmt.Errorf("run in session %s: %w", st.ID, err)
 	}
 	var started Reply
-	if _, err := receive(conn, &started); err != nil {
+	got, err := receive(conn, &started)
+	if err != nil {
 		return 0, fmt.Errorf("run in session %s: %w: %v", st.ID, ErrSessionGone, err)
 	}
 	if started.Error != "" {
+		closeAll(got)
 		return 0, fmt.Errorf("run in session %s: %s", st.ID, started.Error)
+	}
+	if o.Pty {
+		if len(got) != 1 {
+			closeAll(got)
+			return 0, fmt.Errorf("run in session %s: %w: no terminal came back", st.ID, ErrProtocol)
+		}
+		stop := relayTerminal(got[0], o.Stdin, o.Stdout)
+		defer stop()
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
@@ -63,4 +89,42 @@ func Run(st *State, o RunOptions) (int, error) {
 		return 0, fmt.Errorf("run in session %s: %s", st.ID, done.Error)
 	}
 	return done.Code, nil
+}
+
+// relayTerminal copies between the caller's terminal and the pty master,
+// with the terminal in raw mode (so ^C and ^Z travel to the jail as
+// characters, to the job in the foreground there) and window size changes
+// passed on. The returned func waits for the output to drain and restores
+// the terminal.
+func relayTerminal(master, in, out *os.File) func() {
+	restore := func() {}
+	if state, err := term.MakeRaw(int(in.Fd())); err == nil {
+		restore = func() { term.Restore(int(in.Fd()), state) }
+	}
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, syscall.SIGWINCH)
+	go func() {
+		for range winch {
+			if ws, err := unix.IoctlGetWinsize(int(in.Fd()), unix.TIOCGWINSZ); err == nil {
+				unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
+			}
+		}
+	}()
+	go io.Copy(master, in)
+	done := make(chan struct{})
+	go func() {
+		// Ends with EIO once every holder of the slave side is gone.
+		io.Copy(out, master)
+		close(done)
+	}()
+	return func() {
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
+		signal.Stop(winch)
+		close(winch)
+		master.Close()
+		restore()
+	}
 }

@@ -28,9 +28,11 @@ type Request struct {
 	Groups []int `json:"groups,omitempty"`
 	// Root is true when the command runs as root inside (root-users).
 	Root bool `json:"root,omitempty"`
-	// Fds says how many descriptors come with the request: 3 (stdin,
-	// stdout, stderr), or 1 (a pty's slave side, used for all three).
-	Fds int `json:"fds,omitempty"`
+	// Pty asks for a terminal: the init opens a pty in the jail, runs the
+	// command on its slave side, and sends the master back.
+	Pty  bool   `json:"pty,omitempty"`
+	Rows uint16 `json:"rows,omitempty"`
+	Cols uint16 `json:"cols,omitempty"`
 	// Signal is the signal to forward, for Op "signal".
 	Signal int `json:"signal,omitempty"`
 }

@@ -45,6 +45,24 @@ func (in *sessionInit) handle(conn *net.UnixConn) {
 		send(conn, Reply{Error: fmt.Sprintf("unknown request %q", req.Op)})
 		return
 	}
+	var master *os.File
+	if req.Pty {
+		m, slave, err := openPty()
+		if err != nil {
+			send(conn, Reply{Error: err.Error()})
+			return
+		}
+		if req.Rows > 0 && req.Cols > 0 {
+			unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: req.Rows, Col: req.Cols})
+		}
+		if !req.Root {
+			chownPty(slave, in.cfg.User.UID)
+		}
+		master = m
+		defer master.Close()
+		files = []*os.File{slave, slave, slave}
+		defer slave.Close()
+	}
 	if len(req.Argv) == 0 || len(files) != 3 {
 		send(conn, Reply{Error: "a run request needs a command and three descriptors"})
 		return
@@ -56,7 +74,11 @@ func (in *sessionInit) handle(conn *net.UnixConn) {
 	}
 	closeAll(files)
 	files = nil
-	if err := send(conn, Reply{Started: true, Pid: pid}); err != nil {
+	var passed []int
+	if master != nil {
+		passed = append(passed, int(master.Fd()))
+	}
+	if err := send(conn, Reply{Started: true, Pid: pid}, passed...); err != nil {
 		syscall.Kill(-pid, syscall.SIGHUP)
 	}
 	// Signals from the client go to the command's process group; a client
@@ -117,6 +139,10 @@ func (in *sessionInit) start(req *Request, files []*os.File) (int, chan unix.Wai
 		Files: []*os.File{files[0], files[1], files[2], r},
 		Sys: &syscall.SysProcAttr{
 			Setsid: true,
+			// On a pty the command's stdin is its controlling terminal, so
+			// ^C there reaches its foreground job.
+			Setctty: req.Pty,
+			Ctty:    0,
 			// The command sees its own cgroup as the root of the tree.
 			Cloneflags: syscall.CLONE_NEWCGROUP,
 		},

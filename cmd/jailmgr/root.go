@@ -72,7 +72,7 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.StringVar(&a.storeDir, "store", storeDefault, "image store `DIR` (env JAILMGR_STORE; default "+store.DefaultDir+", or store= in the config)")
 	pf.StringVar(&a.configPath, "config", configDefault, "configuration `FILE` (env JAILMGR_CONFIG); *.conf in jailmgr.d beside it are read too")
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors and results")
-	cmd.AddCommand(a.bootstrapCmd(), a.imageCmd(), a.configCmd(), a.jailCmd(), a.runCmd(), a.sessionCmd(), a.doctorCmd(), a.manCmd())
+	cmd.AddCommand(a.bootstrapCmd(), a.imageCmd(), a.configCmd(), a.jailCmd(), a.runCmd(), a.shellCmd(), a.sessionCmd(), a.doctorCmd(), a.manCmd())
 	return cmd
 }
 
