@@ -425,6 +425,21 @@ check_session() {
 	# init, sh, and the pipeline counting: a handful, never the host's hundreds.
 	grep -q '^procs=[1-8]$' <<<"$out" || { log "  the session sees more than its own processes: $(grep '^procs=' <<<"$out")"; rc=1; }
 	[[ -e $rootfs/etc/e2e-session-marker ]] && { log "  a session's writes reached the image"; rc=1; }
+	# Root inside the session of a real image cannot reach past the jail.
+	local probes='
+		mkdir -p /mnt/x; mount -t tmpfs none /mnt/x 2>/dev/null && echo "escape: mount worked"
+		unshare -U true 2>/dev/null && echo "escape: user namespace created"
+		mknod /tmp/blk b 8 0 2>/dev/null && echo "escape: block device node made"
+		(echo h > /proc/sysrq-trigger) 2>/dev/null && echo "escape: sysrq-trigger written"
+		touch /sys/jailmgr 2>/dev/null && echo "escape: /sys written"
+		kill -0 '"$$"' 2>/dev/null && echo "escape: host process reached"
+		[ -e /proc/1/root'"$store"' ] && echo "escape: host tree through /proc/1/root"
+		echo probes done'
+	if ! out=$("$JM" --store "$store" run -u root "$ref" -- sh -c "$probes" 2>&1) || [[ $out != "probes done" ]]; then
+		log "  isolation probes in the session:"
+		printf '%s\n' "$out" | indent
+		rc=1
+	fi
 	return "$rc"
 }
 
@@ -467,7 +482,7 @@ run_case() {
 	check_packages "$rootfs" "$expected" && log "  a. package set: same as debootstrap's" || failed+=(a:packages)
 	check_audit "$rootfs" && log "  b. dpkg --audit: silent" || failed+=(b:audit)
 	check_apt "$rootfs" && log "  c. apt-get check, update, install hello: ok; hello runs" || failed+=(c:apt)
-	check_session "$store/s" "$ref" "$rootfs" && log "  e. session: new namespaces, apt-get install hello works, the image untouched" || failed+=(e:session)
+	check_session "$store/s" "$ref" "$rootfs" && log "  e. session: new namespaces, no way out for root, apt-get install hello works, the image untouched" || failed+=(e:session)
 	if [[ $suite:$variant == bookworm:minbase ]]; then
 		start=$SECONDS
 		check_warm "$store/s" "$name" "$suite" "$variant" "$mirror" "$keyring" &&
