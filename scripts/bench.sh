@@ -202,6 +202,12 @@ main_bench() {
 			done
 		done
 	done
+	# Session start-up (scripts/bench-session.sh), from the same mirror.
+	local sessions=""
+	if [[ ${BENCH_SESSIONS:-1} != 0 ]]; then
+		log "== sessions: jailmgr run / session run, bwrap, schroot, unshare + chroot"
+		sessions=$(bash "$(dirname "${BASH_SOURCE[0]}")/bench-session.sh" "$MIRROR_BASE/debian") || log "  the session benchmark failed"
+	fi
 	kill -TERM "$MIRROR_PID" 2>/dev/null || true
 	wait "$MIRROR_PID" || true
 	MIRROR_PID=
@@ -224,6 +230,12 @@ main_bench() {
 		awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' <<<"$rows"
 		echo
 		echo "Peak RSS is GNU time's %M: the largest maximum resident set of any one process in the tree, not the tree's sum."
+		if [[ -n $sessions ]]; then
+			echo
+			echo "Session start-up, \`/bin/true\` in bookworm minbase (hyperfine, relative to the fastest):"
+			echo
+			echo "$sessions"
+		fi
 	)
 	echo
 	echo "----- markdown for BENCHMARKS.md -----"

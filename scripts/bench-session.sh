@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Session start-up side by side: `jailmgr run IMAGE -- /bin/true` (full
+# isolation: namespaces, pivot_root, cgroup, seccomp), `jailmgr session run`
+# into an open session, `bwrap --unshare-all`, `schroot -c` and
+# `unshare -mpui` + chroot, all on the same root, timed by hyperfine in one
+# run. Prints a markdown table (hyperfine's, with its relative column).
+#
+#   sudo bash scripts/bench-session.sh [MIRROR_URL]
+#
+# bench.sh calls it with its loopback mirror; alone, the Debian mirror comes
+# from the host's apt sources (as in e2e.sh). Environment: SESSION_RUNS (50).
+
+set -euo pipefail
+# shellcheck source=scripts/e2e.sh
+source "$(dirname "${BASH_SOURCE[0]}")/e2e.sh"
+
+bench_sessions() {
+	local mirror=${1:-} work out id root conf rc=0
+	[[ -n $mirror ]] || mirror=$(mirror_for bookworm)
+	ensure_tools hyperfine:hyperfine bwrap:bubblewrap schroot:schroot
+	JM=$(jailmgr_bin)
+	work=$(mktemp -d "${TMPDIR:-/var/tmp}/jailmgr-bench-session.XXXXXX")
+	conf=/etc/schroot/chroot.d/jailmgr-bench-$$
+	# shellcheck disable=SC2064
+	trap "[[ -n \${SESSION_ID:-} ]] && '$JM' --store '$work/s' session end \"\$SESSION_ID\" >/dev/null 2>&1; rm -f '$conf'; safe_rm '$work'" EXIT
+	"$JM" -q --store "$work/s" bootstrap bookworm --variant minbase --mirror "$mirror" --name sessbench >/dev/null
+	root=$("$JM" --store "$work/s" image show sessbench --rootfs)
+	printf '[jailmgr-bench]\ntype=directory\ndirectory=%s\nusers=root\nroot-users=root\nprofile=minimal\n' "$root" >"$conf"
+	SESSION_ID=$("$JM" --store "$work/s" session begin sessbench)
+	out=$work/sessions.md
+	hyperfine -N --style basic --warmup 5 --runs "${SESSION_RUNS:-50}" --export-markdown "$out" \
+		-n 'jailmgr run (full isolation)' "$JM --store $work/s run sessbench -- /bin/true" \
+		-n 'jailmgr session run' "$JM --store $work/s session run $SESSION_ID -- /bin/true" \
+		-n 'bwrap --unshare-all' "bwrap --unshare-all --bind $root / --proc /proc --dev /dev /bin/true" \
+		-n 'schroot -c' "schroot -d / -c jailmgr-bench -- /bin/true" \
+		-n 'unshare -mpui + chroot' "unshare -mpuif chroot $root /bin/true" >&2 || rc=$?
+	cat "$out"
+	return "$rc"
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	bench_sessions "$@"
+	exit
+fi
