@@ -94,27 +94,32 @@ func (a *app) runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := session.Begin(spec)
-			if err != nil {
-				return err
-			}
-			code, runErr := session.Run(st, session.RunOptions{Argv: args[1:], Env: commandEnv(spec.Jail.Environment, user, asRoot), Dir: dir, Root: asRoot,
+			return throwaway(spec, session.RunOptions{Argv: args[1:], Env: commandEnv(spec.Jail.Environment, user, asRoot), Dir: dir, Root: asRoot,
 				Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
-			if err := session.End(spec.RunDir, st.ID); err != nil && runErr == nil {
-				runErr = err
-			}
-			if runErr != nil {
-				return runErr
-			}
-			if code != 0 {
-				return exitCode(code)
-			}
-			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&userName, "user", "u", "", "run as USER (your own user, or root for root-users)")
 	cmd.Flags().StringVarP(&dir, "directory", "d", "", "working directory inside the jail")
 	return cmd
+}
+
+// throwaway runs one command in an automatic session: begin, run, end.
+func throwaway(spec *session.Spec, o session.RunOptions) error {
+	st, err := session.Begin(spec)
+	if err != nil {
+		return err
+	}
+	code, runErr := session.Run(st, o)
+	if err := session.End(spec.RunDir, st.ID); err != nil && runErr == nil {
+		runErr = err
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if code != 0 {
+		return exitCode(code)
+	}
+	return nil
 }
 
 // exitCode passes a command's exit status through as jailmgr's own.

@@ -48,26 +48,12 @@ has it, else /bin/sh.`,
 					}
 				}
 			}
-			st, err := session.Begin(spec)
-			if err != nil {
-				return err
-			}
 			dir := user.Home
 			if asRoot {
 				dir = "/root"
 			}
-			code, runErr := session.Run(st, session.RunOptions{Argv: []string{shell, "-l"}, Env: commandEnv(spec.Jail.Environment, user, asRoot),
+			return throwaway(spec, session.RunOptions{Argv: []string{shell, "-l"}, Env: commandEnv(spec.Jail.Environment, user, asRoot),
 				Dir: dir, Root: asRoot, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Pty: true})
-			if err := session.End(spec.RunDir, st.ID); err != nil && runErr == nil {
-				runErr = err
-			}
-			if runErr != nil {
-				return runErr
-			}
-			if code != 0 {
-				return exitCode(code)
-			}
-			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&userName, "user", "u", "", "root for a root shell (root-users only)")
