@@ -443,6 +443,33 @@ check_session() {
 	return "$rc"
 }
 
+# check_access STORE REF: schroot's access rules on named jails, for a caller
+# who came through sudo (SUDO_UID): refused outside users/groups, run as
+# themselves inside, root only as one of root-users.
+check_access() {
+	local store=$1 ref=$2 cfg rc=0 out
+	cfg=$store/access.conf
+	printf '[others]\nimage = %s\nusers = root\n\n[mine]\nimage = %s\nusers = nobody\n\n[admin]\nimage = %s\nroot-users = nobody\n' "$ref" "$ref" "$ref" >"$cfg"
+	local as_nobody=(env SUDO_UID=65534 SUDO_GID=65534 "$JM" --store "$store" --config "$cfg")
+	if out=$("${as_nobody[@]}" run others -- true 2>&1) || [[ $out != *"access denied"* ]]; then
+		log "  a user outside users/groups was not refused: $out"
+		rc=1
+	fi
+	if ! out=$("${as_nobody[@]}" run mine -- id -u 2>&1) || [[ $out != 65534 ]]; then
+		log "  a command in an allowed jail did not run as the caller: $out"
+		rc=1
+	fi
+	if out=$("${as_nobody[@]}" run -u root mine -- id -u 2>&1) || [[ $out != *"access denied"* ]]; then
+		log "  a user outside root-users got root: $out"
+		rc=1
+	fi
+	if ! out=$("${as_nobody[@]}" run -u root admin -- id -u 2>&1) || [[ $out != 0 ]]; then
+		log "  a root-user did not get root: $out"
+		rc=1
+	fi
+	return "$rc"
+}
+
 # run_case SUITE VARIANT, in a subshell of its own: bootstrap, then every check
 # (all run, each failure named), then cleanup whatever happened.
 run_case() {
@@ -484,6 +511,7 @@ run_case() {
 	check_apt "$rootfs" && log "  c. apt-get check, update, install hello: ok; hello runs" || failed+=(c:apt)
 	check_session "$store/s" "$ref" "$rootfs" && log "  e. session: new namespaces, no way out for root, apt-get install hello works, the image untouched" || failed+=(e:session)
 	if [[ $suite:$variant == bookworm:minbase ]]; then
+		check_access "$store/s" "$ref" && log "  f. access: refused outside users, the caller's own user inside, root only for root-users" || failed+=(f:access)
 		start=$SECONDS
 		check_warm "$store/s" "$name" "$suite" "$variant" "$mirror" "$keyring" &&
 			log "  d. warm cache: $name:2 in $((SECONDS - start))s, downloaded 0 bytes, same packages" || failed+=(d:warm-cache)
