@@ -64,18 +64,8 @@ func runExec() int {
 	if err != nil {
 		return fail(127, "%s: command not found", s.Argv[0])
 	}
-	if s.Seccomp != "none" {
-		p := seccomp.Default()
-		if s.Seccomp != "default" {
-			if p, err = seccomp.Parse(s.Seccomp, s.Profile); err != nil {
-				return fail(126, "%v", err)
-			}
-		}
-		filter, err := seccomp.Compile(p, s.Capabilities)
-		if err != nil {
-			return fail(126, "%v", err)
-		}
-		if err := seccomp.Install(filter); err != nil {
+	if len(s.Filter) > 0 {
+		if err := seccomp.Install(s.Filter); err != nil {
 			return fail(126, "%v", err)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"jailmgr/session/seccomp"
 )
 
 func init() {
@@ -53,6 +55,7 @@ func MaybeRunInternal() {
 type sessionInit struct {
 	cfg      initConfig
 	stateDir string
+	filter   []unix.SockFilter // the jail's seccomp program, nil for none
 
 	mu       sync.Mutex
 	waiters  map[int]chan unix.WaitStatus
@@ -84,6 +87,19 @@ func runSessionInit(stateDir string) int {
 	in := &sessionInit{stateDir: stateDir, waiters: map[int]chan unix.WaitStatus{}, lastIdle: time.Now()}
 	if err := json.Unmarshal(data, &in.cfg); err != nil {
 		return fail(fmt.Errorf("read init config: %w", err))
+	}
+	// The filter is compiled once, here, not by every command: a profile
+	// that does not compile fails the session's start, not its commands.
+	if in.cfg.Seccomp != "none" {
+		p := seccomp.Default()
+		if in.cfg.Seccomp != "default" {
+			if p, err = seccomp.Parse(in.cfg.Seccomp, in.cfg.SeccompProfile); err != nil {
+				return fail(err)
+			}
+		}
+		if in.filter, err = seccomp.Compile(p, in.cfg.Capabilities); err != nil {
+			return fail(err)
+		}
 	}
 	// Reap from the start: setup runs no process, but commands will.
 	sigs := make(chan os.Signal, 16)

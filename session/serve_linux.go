@@ -22,8 +22,9 @@ type execSpec struct {
 	GID          int      `json:"gid"`
 	Groups       []int    `json:"groups,omitempty"`
 	Capabilities []string `json:"capabilities"`
-	Seccomp      string   `json:"seccomp"`
-	Profile      []byte   `json:"profile,omitempty"`
+	// Filter is the seccomp program, compiled once by the init; empty
+	// for seccomp = none.
+	Filter []unix.SockFilter `json:"filter,omitempty"`
 }
 
 // handle serves one control connection: a run request with its fds, then
@@ -119,7 +120,7 @@ func (in *sessionInit) start(req *Request, files []*os.File) (int, chan unix.Wai
 		uid, gid, groups = 0, 0, nil
 	}
 	spec := execSpec{Argv: req.Argv, Env: req.Env, Dir: req.Dir, UID: uid, GID: gid, Groups: groups,
-		Capabilities: in.cfg.Capabilities, Seccomp: in.cfg.Seccomp, Profile: in.cfg.SeccompProfile}
+		Capabilities: in.cfg.Capabilities, Filter: in.filter}
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return 0, nil, err

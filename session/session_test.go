@@ -402,3 +402,26 @@ func TestDoctorOnThisHost(t *testing.T) {
 		}
 	}
 }
+
+func TestPersistentDirectoryKeepsWrites(t *testing.T) {
+	spec, runDir := testJail(t, "persist")
+	// A copy of the test root, so the shared one stays clean.
+	dir := filepath.Join(t.TempDir(), "root")
+	if out, err := exec.Command("cp", "-a", spec.Lower, dir).CombinedOutput(); err != nil {
+		t.Fatalf("copy root: %v %s", err, out)
+	}
+	spec.Lower, spec.Jail.Directory, spec.Jail.Type = dir, dir, "persistent"
+	st, err := Begin(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, code := runIn(t, st, true, nil, "/bin/sh", "-c", "echo kept > /etc/persist-marker"); code != 0 {
+		t.Fatalf("write failed: %d", code)
+	}
+	if err := End(runDir, st.ID); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "etc/persist-marker")); err != nil || string(data) != "kept\n" {
+		t.Errorf("a persistent jail lost its write: %q, %v", data, err)
+	}
+}
