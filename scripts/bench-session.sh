@@ -3,7 +3,9 @@
 # isolation: namespaces, pivot_root, cgroup, seccomp), `jailmgr session run`
 # into an open session, `bwrap --unshare-all`, `schroot -c` and
 # `unshare -mpui` + chroot, all on the same root, timed by hyperfine in one
-# run. Prints a markdown table (hyperfine's, with its relative column).
+# run. Prints a markdown table (hyperfine's, with its relative column), then a
+# second one: `jailmgr run` on bookworm minbase and on the 3.5 times larger
+# buildd image, to show that a session's start does not grow with the image.
 #
 #   sudo bash scripts/bench-session.sh [MIRROR_URL]
 #
@@ -35,6 +37,17 @@ bench_sessions() {
 		-n 'schroot -c' "schroot -d / -c jailmgr-bench -- /bin/true" \
 		-n 'unshare -mpui + chroot' "unshare -mpuif chroot $root /bin/true" >&2 || rc=$?
 	cat "$out"
+	"$JM" -q --store "$work/s" bootstrap bookworm --variant buildd --mirror "$mirror" --name sessbench-buildd >/dev/null
+	local small big
+	small=$(du -sh "$root" | cut -f1)
+	big=$(du -sh "$("$JM" --store "$work/s" image show sessbench-buildd --rootfs)" | cut -f1)
+	echo
+	echo "Session start against image size (minbase $small, buildd $big):"
+	echo
+	hyperfine -N --style basic --warmup 5 --runs "${SESSION_RUNS:-50}" --export-markdown "$work/size.md" \
+		-n "jailmgr run, minbase ($small)" "$JM --store $work/s run sessbench -- /bin/true" \
+		-n "jailmgr run, buildd ($big)" "$JM --store $work/s run sessbench-buildd -- /bin/true" >&2 || rc=$?
+	cat "$work/size.md"
 	return "$rc"
 }
 
