@@ -39,7 +39,6 @@ type unpacker struct {
 	cacheDir      string
 	mergedUsr     bool
 	noChown       bool
-	skipNameCheck bool
 
 	mu     sync.Mutex
 	linked map[string]bool // merged-/usr symlinks made so far
@@ -138,7 +137,7 @@ func (u *unpacker) extract(c *Candidate, d *deb.Reader) (*unpacked, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unpack %s (%s): %w", c.Name, c.Filename, err)
 	}
-	if n := ctl.Paragraph.Get("Package"); n != c.Name && !u.skipNameCheck {
+	if n := ctl.Paragraph.Get("Package"); n != c.Name {
 		return nil, fmt.Errorf("unpack %s: %w: its control file names package %q", c.Filename, ErrVerify, n)
 	}
 	res := &unpacked{c: c, control: ctl}
