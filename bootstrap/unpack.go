@@ -35,10 +35,10 @@ var mergedDirs = []string{"bin", "sbin", "lib", "lib32", "lib64", "libo32", "lib
 
 // unpacker writes packages into a staged root, several at a time.
 type unpacker struct {
-	root          *tree.Root
-	cacheDir      string
-	mergedUsr     bool
-	noChown       bool
+	root      *tree.Root
+	cacheDir  string
+	mergedUsr bool
+	noChown   bool
 
 	mu     sync.Mutex
 	linked map[string]bool // merged-/usr symlinks made so far
