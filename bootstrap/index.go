@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unique"
@@ -140,12 +141,12 @@ func fetchIndex(ctx context.Context, o *Options, p *Plan, cache indexCache) (*In
 	if err := rel.CheckValid(now); err != nil {
 		return nil, fmt.Errorf("verify %s/%s: %w (the mirror is stale; use another one)", p.Mirror, dist, err)
 	}
-	if len(rel.Architectures) > 0 && !contains(rel.Architectures, o.Arch) {
+	if len(rel.Architectures) > 0 && !slices.Contains(rel.Architectures, o.Arch) {
 		return nil, fmt.Errorf("%w: %s has no architecture %s (it has %s)", ErrUsage, o.Suite, o.Arch, strings.Join(rel.Architectures, " "))
 	}
 	idx := &Index{Release: rel, InReleaseSHA256: hex.EncodeToString(sum[:]), Components: p.Components, Packages: map[string][]*Candidate{}}
 	for _, comp := range p.Components {
-		if len(rel.Components) > 0 && !contains(rel.Components, comp) {
+		if len(rel.Components) > 0 && !slices.Contains(rel.Components, comp) {
 			return nil, fmt.Errorf("%w: %s has no component %s (it has %s)", ErrUsage, o.Suite, comp, strings.Join(rel.Components, " "))
 		}
 		if err := idx.fetchPackages(ctx, o, p, comp, cache); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -119,7 +120,7 @@ func HostMirror(aptDir, distribution string, suites map[string]*Suite) (mirror, 
 			return "", "", err
 		}
 		for _, e := range entries {
-			if !contains(e.Types, "deb") {
+			if !slices.Contains(e.Types, "deb") {
 				continue
 			}
 			for _, s := range e.Suites {
@@ -150,13 +151,4 @@ func readSources(path string, parse func(io.Reader, string) ([]sources.Entry, er
 		return nil, fmt.Errorf("read apt sources: %w", err)
 	}
 	return entries, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

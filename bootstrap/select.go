@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -232,7 +233,7 @@ func satisfied(alts dependency.Alternatives, sel map[string]*Candidate, provides
 // that is a real package in a fitting version, else the first provider.
 func (idx *Index) choose(alts dependency.Alternatives, excludeDeps []string) *Candidate {
 	for _, r := range alts {
-		if contains(excludeDeps, r.Name) {
+		if slices.Contains(excludeDeps, r.Name) {
 			continue
 		}
 		for _, c := range idx.Packages[r.Name] {
@@ -275,7 +276,7 @@ func altString(alts dependency.Alternatives) string {
 func without(list, drop []string) []string {
 	var out []string
 	for _, x := range list {
-		if !contains(drop, x) {
+		if !slices.Contains(drop, x) {
 			out = append(out, x)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -179,7 +180,7 @@ func (u *unpacker) extract(c *Candidate, d *deb.Reader) (*unpacked, error) {
 		}
 		if u.mergedUsr {
 			top, _, _ := strings.Cut(name, "/")
-			if contains(mergedDirs, top) {
+			if slices.Contains(mergedDirs, top) {
 				if err := u.link(top); err != nil {
 					return nil, fmt.Errorf("unpack %s: %w", c.Name, err)
 				}
