@@ -161,10 +161,18 @@ func VerifyDetached(content, sig []byte, keyring openpgp.EntityList, now time.Ti
 // verify checks each signature packet in sigs on its own, because
 // go-crypto's verifier gives up after the first signature by a known key
 // and cannot list the unknown ones.
+// clockSkew is how far in the future a signature may be dated.
+const clockSkew = 10 * time.Minute
+
 func verify(content, sigs []byte, keyring openpgp.EntityList, now time.Time) (*Signer, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
+	// A signature made a little after "now" is a clock difference between
+	// the archive's signer and this machine (or a signature made within
+	// the same second), not a forgery: accept up to clockSkew of it, as
+	// gpgv does with a warning. Key and signature expiry move by as much.
+	now = now.Add(clockSkew)
 	config := &packet.Config{Time: func() time.Time { return now }}
 	var (
 		unknown  []string

@@ -343,3 +343,14 @@ func FuzzVerifyInRelease(f *testing.F) {
 		}
 	})
 }
+
+// TestSignatureFromTheNearFuture: a signature dated a few seconds after the
+// verifier's clock (skew, or the same second) is accepted.
+func TestSignatureFromTheNearFuture(t *testing.T) {
+	k := keys(t)
+	el, _ := publicKeyring(t, k[0])
+	signed := clearsignWith(t, []byte(sampleRelease), k[0])
+	if _, _, err := VerifyInRelease(signed, el, time.Now().Add(-30*time.Second)); err != nil {
+		t.Errorf("signature 30 s ahead of the clock: %v", err)
+	}
+}
