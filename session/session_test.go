@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -424,4 +425,40 @@ func TestPersistentDirectoryKeepsWrites(t *testing.T) {
 	if data, err := os.ReadFile(filepath.Join(dir, "etc/persist-marker")); err != nil || string(data) != "kept\n" {
 		t.Errorf("a persistent jail lost its write: %q, %v", data, err)
 	}
+}
+
+func TestMaxLifetimeEndsBusySession(t *testing.T) {
+	spec, runDir := testJail(t, "maxlife")
+	spec.Jail.MaxLifetime = 700 * time.Millisecond
+	st, err := Begin(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A command that would outlive the session's lifetime: its client is
+	// told the session went away.
+	done := make(chan error, 1)
+	go func() {
+		devnull, _ := os.Open(os.DevNull)
+		defer devnull.Close()
+		_, err := Run(st, RunOptions{Argv: []string{"/bin/sleep", "30"}, Env: []string{"PATH=/bin"}, Stdin: devnull, Stdout: devnull, Stderr: devnull})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrSessionGone) {
+			t.Errorf("the client of a command cut short by the lifetime got %v, want ErrSessionGone", err)
+		}
+	case <-time.After(10 * time.Second):
+		End(runDir, st.ID)
+		t.Fatal("the session outlived its maximum lifetime")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(st.Dir); os.IsNotExist(err) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	End(runDir, st.ID)
+	t.Error("the session's state survived the end of its lifetime")
 }
