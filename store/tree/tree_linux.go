@@ -7,6 +7,7 @@ import (
 	"hash"
 	"io"
 	"path"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -177,10 +178,7 @@ func (r *Root) write(pfd int, name, base string, hdr *tar.Header, body io.Reader
 		}
 		return err
 	case tar.TypeSymlink:
-		if err := removeNonDir(pfd, base); err != nil {
-			return err
-		}
-		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
+		if err := r.symlink(pfd, base, hdr.Linkname); err != nil {
 			return err
 		}
 		if !o.NoChown {
@@ -239,6 +237,54 @@ func (r *Root) meta(pfd int, base string, hdr *tar.Header, perm uint32, mtime []
 		return err
 	}
 	return unix.UtimesNanoAt(pfd, base, mtime, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// symlink puts a symlink to target at base. A symlink that is already
+// there with the same target is kept, and any other is replaced by a
+// rename: the name never goes missing, so a writer resolving a path through
+// it at the same moment (a package unpacking into /sbin while another ships
+// the merged-/usr symlink /sbin) never finds a gap to create a folder in.
+func (r *Root) symlink(pfd int, base, target string) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return unix.Symlinkat(target, pfd, base)
+	case err != nil:
+		return err
+	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		return fmt.Errorf("%w: would replace a directory", ErrConflict)
+	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
+		if old, err := readlinkat(pfd, base); err == nil && old == target {
+			return nil
+		}
+	}
+	tmp := fmt.Sprintf(".%s.jailmgr-%d", base, tmpSeq.Add(1))
+	if err := unix.Symlinkat(target, pfd, tmp); err != nil {
+		return err
+	}
+	if err := unix.Renameat(pfd, tmp, pfd, base); err != nil {
+		unix.Unlinkat(pfd, tmp, 0)
+		return err
+	}
+	return nil
+}
+
+// tmpSeq makes the temporary names of concurrent writers distinct.
+var tmpSeq atomic.Uint64
+
+func readlinkat(dfd int, name string) (string, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Readlinkat(dfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }
 
 // removeNonDir makes room for a new entry; it never removes a directory.

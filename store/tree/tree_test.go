@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -187,4 +188,50 @@ func TestRemoveContents(t *testing.T) {
 		t.Errorf("var/lists after RemoveContents: %d entries, %v", len(ents), err)
 	}
 	checkOutside(t, outside)
+}
+
+// TestSymlinkNeverGoesMissing rewrites the merged-/usr symlink sbin while
+// other writers unpack into sbin/: the symlink must stay a symlink and every
+// file must land in usr/sbin (a gap would let a writer make sbin a folder).
+func TestSymlinkNeverGoesMissing(t *testing.T) {
+	r, rootDir, _ := setup(t)
+	if err := r.MkdirAll("usr/sbin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := write(r, entry(tar.TypeSymlink, "sbin", "usr/sbin"), ""); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	errs := make(chan error, 2*n)
+	go func() {
+		for i := 0; i < n; i++ {
+			// Alternate targets so that every write replaces the link.
+			target := "usr/sbin"
+			if i%2 == 1 {
+				target = "./usr/sbin"
+			}
+			errs <- write(r, entry(tar.TypeSymlink, "sbin", target), "")
+		}
+	}()
+	go func() {
+		for i := 0; i < n; i++ {
+			errs <- write(r, entry(tar.TypeReg, "sbin/tool"+strconv.Itoa(i), ""), "x")
+		}
+	}()
+	for i := 0; i < 2*n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(rootDir, "sbin")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("sbin is no longer a symlink: %v %v", fi.Mode(), err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(rootDir, "usr/sbin"))
+	if len(ents) != n {
+		t.Errorf("usr/sbin holds %d files, want %d", len(ents), n)
+	}
+	top, _ := os.ReadDir(rootDir)
+	if len(top) != 2 {
+		t.Errorf("root holds %d entries, want usr and sbin (a temporary name was left?)", len(top))
+	}
 }
