@@ -19,6 +19,9 @@ type Staging struct {
 	Dir   string // staging/<id>
 	store *Store
 	lock  *os.File
+	// Shared is, after Commit, how many bytes of the new version are hard
+	// links to the version before it.
+	Shared int64
 }
 
 // NewStaging creates and locks a new staging area with an empty rootfs/.
@@ -64,6 +67,18 @@ func (st *Staging) Abort() error {
 func (st *Staging) Commit(name string, m *Manifest) (*Image, error) {
 	if !validName(name) {
 		return nil, fmt.Errorf("%w %q", ErrBadRef, name)
+	}
+	// Index the tree and share unchanged files with the newest version
+	// before taking the lock: both read the whole tree.
+	entries, err := BuildIndex(st.Root())
+	if err != nil {
+		return nil, err
+	}
+	if prev, err := st.store.Resolve(name); err == nil {
+		st.Shared = shareWith(st.Root(), entries, prev)
+	}
+	if err := WriteIndex(filepath.Join(st.Dir, IndexFile), entries); err != nil {
+		return nil, err
 	}
 	l, err := st.store.lock()
 	if err != nil {
