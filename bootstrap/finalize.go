@@ -67,7 +67,7 @@ func cleanup(root *tree.Root) error {
 	}
 	// An empty machine-id tells systemd to make a fresh one at first boot;
 	// a copied one would make every jail the same machine.
-	if root.Exists("etc/machine-id") {
+	if id, err := root.ReadFile("etc/machine-id"); err == nil && len(id) > 0 {
 		if err := root.WriteFile("etc/machine-id", nil, 0o444); err != nil {
 			return fmt.Errorf("clean up image: %w", err)
 		}

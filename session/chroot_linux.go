@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -38,13 +39,45 @@ func Chroot(root string, argv ...string) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
+// Overlay names the layers of an overlay that ChrootOverlay mounts.
+type Overlay struct {
+	Lower, Upper, Work string
+}
+
+// overlayArg tells the helper to mount an overlay at the root first.
+const overlayArg = "--overlay"
+
+// ChrootOverlay is Chroot over an overlay of ov.Lower at root, with writes
+// going to ov.Upper. The overlay is mounted in the helper's own mount
+// namespace, so it too vanishes with the helper, however that ends; what the
+// command wrote stays in ov.Upper.
+func ChrootOverlay(ov Overlay, root string, argv ...string) (*exec.Cmd, error) {
+	for _, p := range []string{ov.Lower, ov.Upper, ov.Work} {
+		if strings.ContainsAny(p, ",:\\") {
+			return nil, fmt.Errorf("overlay path %q holds ',', ':' or '\\'", p)
+		}
+	}
+	cmd, err := Chroot(root, argv...)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Args = append([]string{cmd.Args[0], initArg, overlayArg, ov.Lower, ov.Upper, ov.Work}, cmd.Args[2:]...)
+	return cmd, nil
+}
+
 // MaybeRunInit runs the namespace helper and exits when this process was
 // started by Chroot; otherwise it returns at once. main calls it first.
 func MaybeRunInit() {
 	if len(os.Args) < 4 || os.Args[1] != initArg {
 		return
 	}
-	code, err := chrootInit(os.Args[2], os.Args[3:])
+	args := os.Args[2:]
+	var ov *Overlay
+	if args[0] == overlayArg && len(args) >= 6 {
+		ov = &Overlay{Lower: args[1], Upper: args[2], Work: args[3]}
+		args = args[4:]
+	}
+	code, err := chrootInit(ov, args[0], args[1:])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "jailmgr: %v\n", err)
 	}
@@ -53,10 +86,19 @@ func MaybeRunInit() {
 
 // chrootInit runs as pid 1 of the new pid namespace: it mounts, chroots and
 // runs the command, and its exit takes every leftover process with it.
-func chrootInit(root string, argv []string) (int, error) {
+func chrootInit(ov *Overlay, root string, argv []string) (int, error) {
 	// Mount events must not propagate back to the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return 1, &MountError{Op: "make private", Target: "/", Err: err}
+	}
+	if ov != nil {
+		// No redirects, metacopy or index: the upper dir then holds whole
+		// files, plain whiteouts and opaque markers, which a reader of the
+		// upper dir alone can merge with the lower one.
+		opts := "lowerdir=" + ov.Lower + ",upperdir=" + ov.Upper + ",workdir=" + ov.Work + ",redirect_dir=off,metacopy=off,index=off"
+		if err := unix.Mount("overlay", root, "overlay", 0, opts); err != nil {
+			return 1, &MountError{Op: "mount", Source: "overlay " + opts, Target: root, FSType: "overlay", Err: err}
+		}
 	}
 	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

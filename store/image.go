@@ -29,6 +29,8 @@ type Manifest struct {
 	Packages        []Package `json:"packages"`
 	Created         time.Time `json:"created"`
 	Size            int64     `json:"size"`
+	// Parent is the version an update started from ("name:N").
+	Parent string `json:"parent,omitempty"`
 }
 
 // Package is one installed package of an image.

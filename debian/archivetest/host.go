@@ -61,7 +61,8 @@ var minimalSeeds = []string{"dpkg", "dash", "coreutils", "tar", "libc-bin", "bas
 // the first alternative installed (directly or through Provides) and
 // ignoring versions. Priority and Essential stay as on the host. It fails if
 // dpkg is not installed or a dependency is not satisfied on the host.
-func MinimalSystem() ([]Package, error) {
+// Extra names more seeds (such as apt) that must be installed on the host.
+func MinimalSystem(extra ...string) ([]Package, error) {
 	status, err := readStatus()
 	if err != nil {
 		return nil, err
@@ -71,7 +72,12 @@ func MinimalSystem() ([]Package, error) {
 	}
 	var queue []*hostPackage
 	seen := map[*hostPackage]bool{}
-	for _, n := range minimalSeeds {
+	for _, n := range extra {
+		if _, err := status.find(n); err != nil {
+			return nil, fmt.Errorf("minimal system: %w", err)
+		}
+	}
+	for _, n := range append(minimalSeeds[:len(minimalSeeds):len(minimalSeeds)], extra...) {
 		if hp, err := status.find(n); err == nil && !seen[hp] {
 			seen[hp] = true
 			queue = append(queue, hp)

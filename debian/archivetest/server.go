@@ -67,6 +67,24 @@ func Serve(t testing.TB, a *Archive) *Server {
 	return s
 }
 
+// Replace serves a instead of the archive served so far, signed with the
+// same key: what an archive looks like after its next publication.
+func (s *Server) Replace(t testing.TB, a *Archive) {
+	t.Helper()
+	a.Signer = s.Signer
+	arch, err := a.withDefaults()
+	if err != nil {
+		t.Fatalf("archivetest: %v", err)
+	}
+	files, err := build(arch)
+	if err != nil {
+		t.Fatalf("archivetest: %v", err)
+	}
+	s.mu.Lock()
+	s.files, s.Archive = files, arch
+	s.mu.Unlock()
+}
+
 func cleanURLPath(p string) string {
 	return strings.TrimPrefix(p, "/")
 }
