@@ -46,5 +46,3 @@ carry on, and 'image rm' or 'gc' remove it when it is no longer wanted.`,
 	cmd.Flags().StringSliceVar(&include, "include", nil, "also install these packages (comma-separated)")
 	return cmd
 }
-
-
