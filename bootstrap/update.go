@@ -72,6 +72,11 @@ func Update(ctx context.Context, st *store.Store, o UpdateOptions) (res *UpdateR
 	if err != nil {
 		return nil, err
 	}
+	release, err := st.Use(from)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if _, err := os.Stat(filepath.Join(from.RootFS(), "usr/bin/apt-get")); err != nil {
 		return nil, fmt.Errorf("update %s: the image has no apt-get, so it cannot be upgraded from its archive", from.Ref())
 	}

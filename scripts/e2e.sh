@@ -410,6 +410,47 @@ check_warm() {
 	return "$rc"
 }
 
+# check_lifecycle STORE NAME: with a session open on NAME (its newest
+# version, N), image update builds N+1 while the session keeps running, rm
+# refuses N while the session lives, gc keeps it for the session and removes
+# it after, and rm --force ends a session to remove its version.
+check_lifecycle() {
+	local store=$1 name=$2 rc=0 out sid from to
+	local jm=("$JM" --store "$store")
+	from=$("${jm[@]}" image show "$name" --json | jq -r '"\(.name):\(.version)"')
+	sid=$("${jm[@]}" session begin "$name") || { log "  session begin $name failed"; return 1; }
+	if ! to=$("${jm[@]}" image update "$name" 2>"$store/update.log"); then
+		log "  image update $name failed:"
+		tail -n 30 "$store/update.log" | indent
+		"${jm[@]}" session end "$sid"
+		return 1
+	fi
+	[[ $to == "$name:$((${from#*:} + 1))" ]] || { log "  image update printed '$to' after $from"; rc=1; }
+	[[ $("${jm[@]}" image show "$to" --json | jq -r .parent) == "$from" ]] || { log "  $to does not name $from as its parent"; rc=1; }
+	out=$("${jm[@]}" session run "$sid" -- cat /etc/debian_version 2>&1) || { log "  the session on $from stopped working after the update: $out"; rc=1; }
+	if out=$("${jm[@]}" image rm "$from" 2>&1) || [[ $out != *"in use"* ]]; then
+		log "  image rm $from did not refuse while a session runs on it: $out"
+		rc=1
+	fi
+	local both one
+	both=$(du -sk "$store/images/$name" | cut -f1)
+	one=$(du -sk "$store/images/$name/${from#*:}" | cut -f1)
+	log "  disk: $from alone ${one} KiB, with $to ${both} KiB (an independent copy would double it)"
+	((both < one * 3 / 2)) || { log "  $to shares too little with $from"; rc=1; }
+	out=$("${jm[@]}" image gc --keep 1 --json)
+	[[ $(jq -r '.kept_in_use | join(" ")' <<<"$out") == "$from" ]] || { log "  gc did not keep $from for its session: $out"; rc=1; }
+	"${jm[@]}" session end "$sid" || { log "  session end $sid failed"; rc=1; }
+	out=$("${jm[@]}" image gc --keep 1 --json)
+	[[ $(jq -r '.removed | join(" ")' <<<"$out") == "$from" ]] || { log "  gc did not remove $from once its session ended: $out"; rc=1; }
+	sid=$("${jm[@]}" session begin "$to") || { log "  session begin $to failed"; return 1; }
+	if ! out=$("${jm[@]}" image rm --force "$to" 2>&1) || [[ $out != *"ending session $sid"* ]]; then
+		log "  image rm --force $to did not end session $sid and remove it: $out"
+		rc=1
+	fi
+	[[ -z $("${jm[@]}" session list --json | jq -r '.[].id') ]] || { log "  a session survived rm --force"; rc=1; }
+	return "$rc"
+}
+
 # check_session STORE REF ROOTFS: a throwaway session of the image runs in new
 # namespaces, apt-get installs hello inside it, and none of it reaches the image.
 check_session() {
@@ -515,6 +556,7 @@ run_case() {
 		start=$SECONDS
 		check_warm "$store/s" "$name" "$suite" "$variant" "$mirror" "$keyring" &&
 			log "  d. warm cache: $name:2 in $((SECONDS - start))s, downloaded 0 bytes, same packages" || failed+=(d:warm-cache)
+		check_lifecycle "$store/s" "$name" && log "  g. lifecycle: update beside a running session, rm refuses then --force, gc keeps what a session uses" || failed+=(g:lifecycle)
 	fi
 	if ((${#failed[@]})); then
 		log "  failed: ${failed[*]}"

@@ -121,8 +121,10 @@ func (s *Store) load(name string, v int) (*Image, error) {
 	return img, nil
 }
 
-// Remove deletes an image version. It is first renamed into staging, so a
-// crash halfway leaves a leftover the next Open sweeps, never a half image.
+// Remove deletes an image version. It refuses (with an *InUseError) while
+// a session's root is mounted over it or an update or export reads it. The
+// version is first renamed into staging, so a crash halfway leaves a
+// leftover the next Open sweeps, never a half image.
 func (s *Store) Remove(ref string) (*Image, error) {
 	img, err := s.Resolve(ref)
 	if err != nil {
@@ -133,31 +135,49 @@ func (s *Store) Remove(ref string) (*Image, error) {
 		return nil, err
 	}
 	defer l.Close()
+	if err := s.removeLocked(img); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// removeLocked removes img; the caller holds the store lock.
+func (s *Store) removeLocked(img *Image) error {
+	if _, err := os.Stat(img.Dir); err != nil {
+		return fmt.Errorf("remove %s: %w", img.Ref(), ErrNotFound)
+	}
+	inUse, err := s.inUse(img)
+	if err != nil {
+		return err
+	}
+	if inUse != nil {
+		return inUse
+	}
 	id := newID()
 	tmp := filepath.Join(s.Dir, "staging", "rm-"+id)
 	lock, err := os.OpenFile(tmp+".lock", os.O_CREATE|os.O_EXCL|os.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("remove %s: %w", img.Ref(), err)
+		return fmt.Errorf("remove %s: %w", img.Ref(), err)
 	}
 	defer lock.Close()
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return nil, fmt.Errorf("remove %s: %w", img.Ref(), err)
+		return fmt.Errorf("remove %s: %w", img.Ref(), err)
 	}
 	if mounts, err := mountsBelow(img.Dir); err != nil {
-		return nil, err
+		return err
 	} else if len(mounts) > 0 {
 		os.Remove(tmp + ".lock")
-		return nil, fmt.Errorf("remove %s: %w: %v (end the sessions using it first)", img.Ref(), ErrMounted, mounts)
+		return fmt.Errorf("remove %s: %w: %v (end the sessions using it first)", img.Ref(), ErrMounted, mounts)
 	}
 	if err := os.Rename(img.Dir, tmp); err != nil {
-		return nil, fmt.Errorf("remove %s: %w", img.Ref(), err)
+		return fmt.Errorf("remove %s: %w", img.Ref(), err)
 	}
 	os.Remove(filepath.Dir(img.Dir)) // the name's folder, if now empty
 	if err := removeAll(tmp); err != nil {
-		return nil, err
+		return err
 	}
 	os.Remove(tmp + ".lock")
-	return img, nil
+	return nil
 }
 
 // DiskUsage is the space a tree takes: allocated blocks, each inode counted once.

@@ -19,6 +19,7 @@ type Staging struct {
 	Dir   string // staging/<id>
 	store *Store
 	lock  *os.File
+	cache *os.File // shared cache lock: gc leaves the package cache alone
 	// Shared is, after Commit, how many bytes of the new version are hard
 	// links to the version before it.
 	Shared int64
@@ -36,12 +37,19 @@ func (s *Store) NewStaging() (*Staging, error) {
 		lock.Close()
 		return nil, fmt.Errorf("lock staging area: %w", err)
 	}
+	cache, err := s.lockCache(unix.LOCK_SH)
+	if err != nil {
+		lock.Close()
+		os.Remove(dir + ".lock")
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "rootfs"), 0o755); err != nil {
 		lock.Close()
+		cache.Close()
 		os.Remove(dir + ".lock")
 		return nil, fmt.Errorf("create staging area: %w", err)
 	}
-	return &Staging{Dir: dir, store: s, lock: lock}, nil
+	return &Staging{Dir: dir, store: s, lock: lock, cache: cache}, nil
 }
 
 // Root is the staged root filesystem.
@@ -58,6 +66,7 @@ func (st *Staging) Abort() error {
 	}
 	st.lock.Close()
 	st.lock = nil
+	st.cache.Close()
 	return err
 }
 
@@ -113,6 +122,7 @@ func (st *Staging) Commit(name string, m *Manifest) (*Image, error) {
 	os.Remove(st.Dir + ".lock")
 	st.lock.Close()
 	st.lock = nil
+	st.cache.Close()
 	return &Image{Name: name, Version: next, Dir: dst, Manifest: *m}, nil
 }
 

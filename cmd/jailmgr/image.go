@@ -13,7 +13,7 @@ import (
 
 func (a *app) imageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "List, show, update and remove images"}
-	cmd.AddCommand(a.imageListCmd(), a.imageShowCmd(), a.imageRmCmd(), a.imageUpdateCmd())
+	cmd.AddCommand(a.imageListCmd(), a.imageShowCmd(), a.imageRmCmd(), a.imageUpdateCmd(), a.imageGCCmd())
 	return cmd
 }
 
@@ -100,28 +100,6 @@ func (a *app) imageShowCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&rootfsOnly, "rootfs", false, "print only the root filesystem's path")
 	cmd.MarkFlagsMutuallyExclusive("json", "rootfs")
 	return cmd
-}
-
-func (a *app) imageRmCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "rm REF",
-		Short: "Remove an image version (REF is NAME, its newest, or NAME:VERSION)",
-		Args:  exactArgs(1, "one image reference, NAME or NAME:VERSION"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := a.storeFromConfig()
-			if err != nil {
-				return err
-			}
-			img, err := st.Remove(args[0])
-			if err != nil {
-				return err
-			}
-			if !a.quiet {
-				fmt.Fprintf(a.stderr, "removed %s\n", img.Ref())
-			}
-			return nil
-		},
-	}
 }
 
 func (a *app) storeFromConfig() (*store.Store, error) {

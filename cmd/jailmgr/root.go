@@ -21,6 +21,9 @@ type app struct {
 	stdin      io.Reader
 	stdout     io.Writer
 	stderr     io.Writer
+	// release lets go of the image a session is about to mount, once
+	// begin has mounted it (see resolveJail).
+	release func()
 }
 
 // usageError marks errors in the command line (exit status 2).

@@ -55,6 +55,13 @@ func (a *app) resolveJail(name, sessionName string, user session.User, asRoot bo
 			}
 			return nil, fmt.Errorf("jail %s: %w", j.Name, err)
 		}
+		// Until the session's overlay is mounted, nothing shows that the
+		// version is in use: hold it so that rm and gc wait.
+		release, err := st.Use(img)
+		if err != nil {
+			return nil, err
+		}
+		a.release = release
 		spec.Lower, spec.ImageRef = img.RootFS(), img.Ref()
 	} else {
 		spec.Lower = j.Directory
@@ -94,7 +101,7 @@ func (a *app) runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return throwaway(spec, session.RunOptions{Argv: args[1:], Env: commandEnv(spec.Jail.Environment, user, asRoot), Dir: dir, Root: asRoot,
+			return a.throwaway(spec, session.RunOptions{Argv: args[1:], Env: commandEnv(spec.Jail.Environment, user, asRoot), Dir: dir, Root: asRoot,
 				Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
 		},
 	}
@@ -103,9 +110,19 @@ func (a *app) runCmd() *cobra.Command {
 	return cmd
 }
 
-// throwaway runs one command in an automatic session: begin, run, end.
-func throwaway(spec *session.Spec, o session.RunOptions) error {
+// begin begins a session on what resolveJail made of the jail.
+func (a *app) begin(spec *session.Spec) (*session.State, error) {
 	st, err := session.Begin(spec)
+	if a.release != nil {
+		a.release()
+		a.release = nil
+	}
+	return st, err
+}
+
+// throwaway runs one command in an automatic session: begin, run, end.
+func (a *app) throwaway(spec *session.Spec, o session.RunOptions) error {
+	st, err := a.begin(spec)
 	if err != nil {
 		return err
 	}
@@ -167,7 +184,7 @@ func (a *app) sessionCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := session.Begin(spec)
+			st, err := a.begin(spec)
 			if err != nil {
 				return err
 			}

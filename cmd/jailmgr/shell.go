@@ -52,7 +52,7 @@ has it, else /bin/sh.`,
 			if asRoot {
 				dir = "/root"
 			}
-			return throwaway(spec, session.RunOptions{Argv: []string{shell, "-l"}, Env: commandEnv(spec.Jail.Environment, user, asRoot),
+			return a.throwaway(spec, session.RunOptions{Argv: []string{shell, "-l"}, Env: commandEnv(spec.Jail.Environment, user, asRoot),
 				Dir: dir, Root: asRoot, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Pty: true})
 		},
 	}

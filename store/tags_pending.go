@@ -1,0 +1,4 @@
+package store
+
+// taggedVersions is replaced when tags land.
+func (s *Store) taggedVersions() map[string]bool { return map[string]bool{} }
