@@ -24,8 +24,23 @@ type childJob struct {
 	Store, Mirror, Keyring string
 }
 
-// maybeRunChild runs the bootstrap described in childEnv and exits.
+// updateChildEnv names a store whose image test:1 the child updates.
+const updateChildEnv = "JAILMGR_TEST_UPDATE_CHILD"
+
+// maybeRunChild runs the bootstrap described in childEnv (or the update
+// updateChildEnv asks for) and exits.
 func maybeRunChild() {
+	if dir := os.Getenv(updateChildEnv); dir != "" {
+		st, err := store.Open(dir)
+		if err == nil {
+			_, err = Update(context.Background(), st, UpdateOptions{Ref: "test:1"})
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	spec := os.Getenv(childEnv)
 	if spec == "" {
 		return
@@ -123,4 +138,89 @@ func TestKillAnywhere(t *testing.T) {
 		t.Errorf("no run committed, not even the one left to finish")
 	}
 	t.Logf("%d of the runs committed", committed)
+}
+
+// killUpdates updates test:1 in st again and again, killing the update at
+// many points: afterwards the store holds only whole versions, each of
+// which is what its index says, and no leftover survives the next Open.
+func killUpdates(t *testing.T, st *store.Store) {
+	self, _ := os.Executable()
+	imgs, err := st.Images()
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed := len(imgs)
+	for _, delay := range []time.Duration{0, 30, 100, 300, 600, 1000, 1500, 2200, 3000, -1} {
+		delay *= time.Millisecond
+		cmd := exec.Command(self, "-test.run=^$")
+		cmd.Env = append(os.Environ(), updateChildEnv+"="+st.Dir)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if delay >= 0 {
+			time.Sleep(delay)
+			cmd.Process.Signal(syscall.SIGKILL)
+		}
+		err := cmd.Wait()
+		if err == nil {
+			committed++
+		} else if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+			t.Fatalf("update child failed by itself after %v: %v\n%s", delay, err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+		if _, err := store.Open(st.Dir); err != nil {
+			t.Fatalf("reopen store after kill at %v: %v", delay, err)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(st.Dir, "staging")); len(ents) != 0 {
+			t.Errorf("killed after %v: %d staging leftovers survive store.Open", delay, len(ents))
+		}
+		imgs, err := st.Images()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(imgs) != committed {
+			t.Fatalf("killed after %v: %d versions, want %d", delay, len(imgs), committed)
+		}
+		for _, img := range imgs {
+			if err := sameAsIndex(img); err != nil {
+				t.Errorf("killed after %v: %v", delay, err)
+			}
+		}
+	}
+	if committed < 2 {
+		t.Error("no update committed, not even the one left to finish")
+	}
+}
+
+// sameAsIndex checks that an image's tree is what its index recorded.
+func sameAsIndex(img *store.Image) error {
+	want, err := img.Index()
+	if err != nil {
+		return err
+	}
+	got, err := store.BuildIndex(img.RootFS())
+	if err != nil {
+		return err
+	}
+	if len(got) != len(want) {
+		seen := map[string]bool{}
+		for _, e := range want {
+			seen[e.Path] = true
+		}
+		var extra []string
+		for _, e := range got {
+			if !seen[e.Path] && len(extra) < 10 {
+				extra = append(extra, e.Path)
+			}
+		}
+		return fmt.Errorf("%s holds %d paths, its index %d; not in the index: %v", img.Ref(), len(got), len(want), extra)
+	}
+	for i := range got {
+		if !got[i].Same(&want[i]) {
+			return fmt.Errorf("%s: %s is %+v, its index says %+v", img.Ref(), got[i].Path, got[i], want[i])
+		}
+	}
+	return nil
 }

@@ -140,4 +140,5 @@ func TestUpdate(t *testing.T) {
 	if string(rest) != "payload\n1:2.0~rc1-1\n" {
 		t.Errorf("session on %s saw %q after the update", v1.Ref(), rest)
 	}
+	killUpdates(t, st)
 }

@@ -347,6 +347,11 @@ func shareWith(root string, entries []Entry, prev *Image) (saved int64) {
 			continue
 		}
 		dst := filepath.Join(root, e.Path)
+		var ds, ps unix.Stat_t
+		if unix.Lstat(dst, &ds) == nil && unix.Lstat(filepath.Join(prevRoot, e.Path), &ps) == nil && ds.Dev == ps.Dev && ds.Ino == ps.Ino {
+			saved += e.Size // already one file (an update links what it keeps)
+			continue
+		}
 		tmp := filepath.Join(filepath.Dir(dst), ".jailmgr-share")
 		os.Remove(tmp)
 		if err := os.Link(filepath.Join(prevRoot, e.Path), tmp); err != nil {
