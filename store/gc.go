@@ -76,7 +76,10 @@ func (s *Store) GC(o GCOptions) (*GCReport, error) {
 	for _, img := range imgs {
 		byName[img.Name] = append(byName[img.Name], img)
 	}
-	tagged := s.taggedVersions()
+	tagged, err := s.taggedVersions()
+	if err != nil {
+		return nil, err
+	}
 	var keep []*Image
 	names := make([]string, 0, len(byName))
 	for n := range byName {
@@ -184,4 +187,17 @@ func (s *Store) lockCache(how int) (*os.File, error) {
 		return nil, fmt.Errorf("lock package cache: %w", err)
 	}
 	return f, nil
+}
+
+// taggedVersions is the set of "name:version" that some tag names.
+func (s *Store) taggedVersions() (map[string]bool, error) {
+	tags, err := s.Tags()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, target := range tags {
+		out[target] = true
+	}
+	return out, nil
 }

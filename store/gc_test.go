@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func commitN(t *testing.T, s *Store, name string, n int, pkgSHA string) []*Image {
+func commitVersions(t *testing.T, s *Store, name string, n int, pkgSHA string) []*Image {
 	t.Helper()
 	var out []*Image
 	for i := 0; i < n; i++ {
@@ -48,7 +48,7 @@ func TestRemoveRefusesInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	imgs := commitN(t, s, "a", 2, "")
+	imgs := commitVersions(t, s, "a", 2, "")
 	mnt := mountOver(t, imgs[0])
 	_, err = s.Remove("a:1")
 	var inUse *InUseError
@@ -88,9 +88,12 @@ func TestGC(t *testing.T) {
 		os.WriteFile(s.CachePath(sha), []byte("deb"), 0o644)
 	}
 	os.WriteFile(filepath.Join(s.CacheDir(), "not-a-package"), nil, 0o644)
-	imgs := commitN(t, s, "a", 4, unused)
-	commitN(t, s, "b", 1, used)
+	imgs := commitVersions(t, s, "a", 4, unused)
+	commitVersions(t, s, "b", 1, used)
 	mountOver(t, imgs[1])
+	if _, _, err := s.Tag("a:1", "a:keep"); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Mkdir(filepath.Join(s.Dir, "staging", "leftover"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -107,8 +110,8 @@ func TestGC(t *testing.T) {
 	if !rep.CacheSkipped {
 		t.Error("gc pruned the cache while a staging area was open")
 	}
-	if !slices.Equal(rep.Removed, []string{"a:1", "a:3"}) {
-		t.Errorf("dry run would remove %v, want [a:1 a:3]", rep.Removed)
+	if !slices.Equal(rep.Removed, []string{"a:3"}) {
+		t.Errorf("dry run would remove %v, want [a:3]", rep.Removed)
 	}
 	stg.Abort()
 
@@ -116,8 +119,8 @@ func TestGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(rep.Removed, []string{"a:1", "a:3"}) || !slices.Equal(rep.KeptInUse, []string{"a:2"}) {
-		t.Errorf("gc removed %v and kept in use %v; want [a:1 a:3] and [a:2]", rep.Removed, rep.KeptInUse)
+	if !slices.Equal(rep.Removed, []string{"a:3"}) || !slices.Equal(rep.KeptInUse, []string{"a:2"}) || !slices.Equal(rep.KeptTagged, []string{"a:1"}) {
+		t.Errorf("gc removed %v, kept in use %v, kept tagged %v; want [a:3], [a:2], [a:1]", rep.Removed, rep.KeptInUse, rep.KeptTagged)
 	}
 	if rep.Staging != 1 || rep.CacheSkipped || rep.Freed <= 0 {
 		t.Errorf("gc report %+v: want one staging leftover swept, the cache pruned, space freed", rep)
@@ -127,7 +130,7 @@ func TestGC(t *testing.T) {
 	for _, img := range all {
 		left = append(left, img.Ref())
 	}
-	if !slices.Equal(left, []string{"a:2", "a:4", "b:1"}) {
+	if !slices.Equal(left, []string{"a:1", "a:2", "a:4", "b:1"}) {
 		t.Errorf("after gc the store holds %v", left)
 	}
 	for sha, want := range map[string]bool{used: true, unused: true, orphan: false} {

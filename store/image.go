@@ -87,8 +87,12 @@ func (s *Store) Images() ([]*Image, error) {
 	return out, nil
 }
 
-// Resolve finds the image a reference names: "name" is its newest version.
+// Resolve finds the image a reference names: "name" is its newest version,
+// "name:N" version N, "name:TAG" the version the tag points at (see Tag).
 func (s *Store) Resolve(ref string) (*Image, error) {
+	if isTagRef(ref) {
+		return s.resolveTag(ref)
+	}
 	name, v, err := ParseRef(ref)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,8 @@
 //
 //	images/<name>/<version>/rootfs/        immutable once committed
 //	images/<name>/<version>/manifest.json
+//	images/<name>/<version>/files.zst      index of every path of rootfs/
+//	tags/<name>/<tag>                      "name:version" the tag points at
 //	staging/<id>/                          work in progress (with staging/<id>.lock)
 //	cache/debs/<sha256>.deb                shared package cache
 //	cache/indexes/<sha256>.zst             verified Packages indexes
@@ -91,7 +93,8 @@ func (s *Store) lock() (*os.File, error) {
 	return f, nil
 }
 
-// ParseRef splits "name" or "name:N". Version 0 means the newest.
+// ParseRef splits "name" or "name:N". Version 0 means the newest. A tag
+// ("name:TAG") is not accepted here: see ParseTag.
 func ParseRef(ref string) (name string, version int, err error) {
 	name, v, hasVersion := strings.Cut(ref, ":")
 	if !validName(name) {

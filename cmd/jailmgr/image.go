@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -12,8 +14,9 @@ import (
 )
 
 func (a *app) imageCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "image", Short: "List, show, update and remove images"}
-	cmd.AddCommand(a.imageListCmd(), a.imageShowCmd(), a.imageRmCmd(), a.imageUpdateCmd(), a.imageGCCmd())
+	cmd := &cobra.Command{Use: "image", Short: "List, show, tag, verify, diff, update and remove images"}
+	cmd.AddCommand(a.imageListCmd(), a.imageShowCmd(), a.imageRmCmd(), a.imageUpdateCmd(), a.imageGCCmd(),
+		a.imageTagCmd(), a.imageUntagCmd(), a.imageVerifyCmd(), a.imageDiffCmd())
 	return cmd
 }
 
@@ -27,6 +30,7 @@ type imageRow struct {
 	Packages int       `json:"packages"`
 	Size     int64     `json:"size"`
 	Created  time.Time `json:"created"`
+	Tags     []string  `json:"tags"` // "NAME:TAG" of the tags pointing at it
 }
 
 func (a *app) imageListCmd() *cobra.Command {
@@ -44,20 +48,47 @@ func (a *app) imageListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			tags, err := st.Tags()
+			if err != nil {
+				return err
+			}
+			byImage := map[string][]string{}
+			for t, target := range tags {
+				byImage[target] = append(byImage[target], t)
+			}
 			rows := []imageRow{}
 			for _, i := range imgs {
 				m := i.Manifest
-				rows = append(rows, imageRow{i.Name, i.Version, m.Suite, m.Variant, m.Arch, len(m.Packages), m.Size, m.Created})
+				t := byImage[i.Ref()]
+				sort.Strings(t)
+				delete(byImage, i.Ref())
+				rows = append(rows, imageRow{i.Name, i.Version, m.Suite, m.Variant, m.Arch, len(m.Packages), m.Size, m.Created, append([]string{}, t...)})
 			}
 			if asJSON {
 				return writeJSON(a, rows)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tVERSION\tSUITE\tVARIANT\tARCH\tPACKAGES\tSIZE\tCREATED")
+			fmt.Fprintln(tw, "NAME\tVERSION\tSUITE\tVARIANT\tARCH\tPACKAGES\tSIZE\tCREATED\tTAGS")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Name, r.Version, r.Suite, r.Variant, r.Arch, r.Packages, humanSize(r.Size), r.Created.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.Version, r.Suite, r.Variant, r.Arch, r.Packages, humanSize(r.Size), r.Created.Local().Format("2006-01-02 15:04"), strings.Join(r.Tags, ","))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			// What is left points at removed versions.
+			if !a.quiet {
+				var dangling []string
+				for target, ts := range byImage {
+					for _, t := range ts {
+						dangling = append(dangling, fmt.Sprintf("jailmgr: tag %s points at %s, which was removed (jailmgr image untag %s)", t, target, t))
+					}
+				}
+				sort.Strings(dangling)
+				for _, l := range dangling {
+					fmt.Fprintln(a.stderr, l)
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -68,8 +99,8 @@ func (a *app) imageShowCmd() *cobra.Command {
 	var asJSON, rootfsOnly bool
 	cmd := &cobra.Command{
 		Use:   "show REF",
-		Short: "Show an image's manifest (REF is NAME or NAME:VERSION)",
-		Args:  exactArgs(1, "one image reference, NAME or NAME:VERSION"),
+		Short: "Show an image's manifest (REF is NAME, NAME:VERSION or NAME:TAG)",
+		Args:  exactArgs(1, "one image reference, NAME, NAME:VERSION or NAME:TAG"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := a.storeFromConfig()
 			if err != nil {
@@ -79,10 +110,15 @@ func (a *app) imageShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			tags, err := st.TagsOf(img)
+			if err != nil {
+				return err
+			}
 			out := struct {
 				store.Manifest
-				RootFS string `json:"rootfs"`
-			}{img.Manifest, img.RootFS()}
+				RootFS string   `json:"rootfs"`
+				Tags   []string `json:"tags"`
+			}{img.Manifest, img.RootFS(), append([]string{}, tags...)}
 			if asJSON {
 				return writeJSON(a, out)
 			}
@@ -91,8 +127,8 @@ func (a *app) imageShowCmd() *cobra.Command {
 				return nil
 			}
 			m := img.Manifest
-			fmt.Fprintf(a.stdout, "image:      %s\nsuite:      %s (%s)\nvariant:    %s\narch:       %s\ncomponents: %v\nmirror:     %s\ninrelease:  sha256 %s\npackages:   %d\nsize:       %s\ncreated:    %s\nrootfs:     %s\n",
-				img.Ref(), m.Suite, m.Distribution, m.Variant, m.Arch, m.Components, m.Mirror, m.InReleaseSHA256, len(m.Packages), humanSize(m.Size), m.Created.Local().Format(time.RFC3339), img.RootFS())
+			fmt.Fprintf(a.stdout, "image:      %s\ntags:       %s\nsuite:      %s (%s)\nvariant:    %s\narch:       %s\ncomponents: %v\nmirror:     %s\ninrelease:  sha256 %s\npackages:   %d\nsize:       %s\ncreated:    %s\nrootfs:     %s\n",
+				img.Ref(), strings.Join(tags, ", "), m.Suite, m.Distribution, m.Variant, m.Arch, m.Components, m.Mirror, m.InReleaseSHA256, len(m.Packages), humanSize(m.Size), m.Created.Local().Format(time.RFC3339), img.RootFS())
 			return nil
 		},
 	}

@@ -26,6 +26,10 @@ what they wrote is lost), naming each one.`,
 			if err != nil {
 				return err
 			}
+			var tags []string
+			if img, err := st.Resolve(args[0]); err == nil {
+				tags, _ = st.TagsOf(img)
+			}
 			img, err := st.Remove(args[0])
 			var inUse *store.InUseError
 			if errors.As(err, &inUse) && force && !inUse.Busy {
@@ -39,6 +43,9 @@ what they wrote is lost), naming each one.`,
 			}
 			if !a.quiet {
 				fmt.Fprintf(a.stderr, "removed %s\n", img.Ref())
+			}
+			if len(tags) > 0 {
+				fmt.Fprintf(a.stderr, "warning: tags %s named %s and now dangle: move them with 'jailmgr image tag' or remove them with 'jailmgr image untag'\n", strings.Join(tags, ", "), img.Ref())
 			}
 			return nil
 		},

@@ -35,7 +35,8 @@ func (a *app) resolveJail(name, sessionName string, user session.User, asRoot bo
 	}
 	j, ok := conf.Lookup(jails, name)
 	if !ok {
-		if _, _, err := store.ParseRef(name); err != nil {
+		_, _, errRef := store.ParseRef(name)
+		if _, _, errTag := store.ParseTag(name); errRef != nil && errTag != nil {
 			return nil, fmt.Errorf("no jail or image %q (see 'jailmgr jail list' and 'jailmgr image list')", name)
 		}
 		j = conf.DefaultJail(name)
