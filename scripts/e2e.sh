@@ -428,6 +428,8 @@ check_lifecycle() {
 	[[ $to == "$name:$((${from#*:} + 1))" ]] || { log "  image update printed '$to' after $from"; rc=1; }
 	[[ $("${jm[@]}" image show "$to" --json | jq -r .parent) == "$from" ]] || { log "  $to does not name $from as its parent"; rc=1; }
 	out=$("${jm[@]}" session run "$sid" -- cat /etc/debian_version 2>&1) || { log "  the session on $from stopped working after the update: $out"; rc=1; }
+	"${jm[@]}" image verify "$to" >/dev/null || { log "  $to does not verify"; rc=1; }
+	"${jm[@]}" image verify "$from" >/dev/null || { log "  $from no longer verifies after the update"; rc=1; }
 	if out=$("${jm[@]}" image rm "$from" 2>&1) || [[ $out != *"in use"* ]]; then
 		log "  image rm $from did not refuse while a session runs on it: $out"
 		rc=1
@@ -549,6 +551,7 @@ run_case() {
 	local failed=()
 	check_packages "$rootfs" "$expected" && log "  a. package set: same as debootstrap's" || failed+=(a:packages)
 	check_audit "$rootfs" && log "  b. dpkg --audit: silent" || failed+=(b:audit)
+	"$JM" --store "$store/s" image verify "$ref" >/dev/null && log "  h. image verify: the tree matches its index and dpkg's md5sums" || failed+=(h:verify)
 	check_apt "$rootfs" && log "  c. apt-get check, update, install hello: ok; hello runs" || failed+=(c:apt)
 	check_session "$store/s" "$ref" "$rootfs" && log "  e. session: new namespaces, no way out for root, apt-get install hello works, the image untouched" || failed+=(e:session)
 	if [[ $suite:$variant == bookworm:minbase ]]; then

@@ -352,7 +352,8 @@ func hashAt(rootfd int, rel string, resolve uint64, h hash.Hash, buf []byte) (st
 		return "", err
 	}
 	defer f.Close()
-	if _, err := io.CopyBuffer(h, f, buf); err != nil {
+	// Not f itself: *os.File.WriteTo would ignore buf and allocate.
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, buf); err != nil {
 		return "", fmt.Errorf("read /%s: %w", rel, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
