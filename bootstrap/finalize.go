@@ -60,7 +60,10 @@ func cleanup(root *tree.Root) error {
 	}
 	for _, f := range []string{"var/cache/apt/pkgcache.bin", "var/cache/apt/srcpkgcache.bin", "var/log/dpkg.log",
 		"var/log/alternatives.log", "var/log/bootstrap.log", "var/lib/dbus/machine-id", "var/lib/dpkg/available-old",
-		"var/lib/dpkg/status-old", "var/cache/debconf/config.dat-old", "var/cache/debconf/templates.dat-old"} {
+		"var/lib/dpkg/status-old", "var/cache/debconf/config.dat-old", "var/cache/debconf/templates.dat-old",
+		// ldconfig's aux-cache records inode numbers and change times: no two
+		// builds agree on it, and ldconfig rebuilds it when it is missing.
+		"var/cache/ldconfig/aux-cache"} {
 		if err := root.Remove(f); err != nil {
 			return fmt.Errorf("clean up image: %w", err)
 		}
