@@ -13,7 +13,7 @@ import (
 
 func (a *app) imageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "List, show and remove images"}
-	cmd.AddCommand(a.imageListCmd(), a.imageShowCmd(), a.imageRmCmd())
+	cmd.AddCommand(a.imageListCmd(), a.imageShowCmd(), a.imageRmCmd(), a.imageCreateCmd())
 	return cmd
 }
 
