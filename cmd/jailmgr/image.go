@@ -14,9 +14,9 @@ import (
 )
 
 func (a *app) imageCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "image", Short: "List, show, tag, verify, diff, update and remove images"}
+	cmd := &cobra.Command{Use: "image", Short: "List, show, create, tag, verify, diff, update and remove images"}
 	cmd.AddCommand(a.imageListCmd(), a.imageShowCmd(), a.imageRmCmd(), a.imageUpdateCmd(), a.imageGCCmd(),
-		a.imageTagCmd(), a.imageUntagCmd(), a.imageVerifyCmd(), a.imageDiffCmd())
+		a.imageTagCmd(), a.imageUntagCmd(), a.imageVerifyCmd(), a.imageDiffCmd(), a.imageCreateCmd())
 	return cmd
 }
 
