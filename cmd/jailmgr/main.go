@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,6 +13,10 @@ import (
 )
 
 func main() {
+	if err := takeSetuid(); err != nil {
+		fmt.Fprintf(os.Stderr, "jailmgr: %v\n", err)
+		os.Exit(1)
+	}
 	session.MaybeRunInternal()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)

@@ -35,6 +35,10 @@ func (u usageError) Unwrap() error { return u.err }
 // run executes one command line and returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	if err := checkSetuidArgs(args); err != nil {
+		fmt.Fprintf(stderr, "jailmgr: %v\n", err)
+		return 1
+	}
 	root := a.rootCmd()
 	root.SetArgs(args)
 	root.SetIn(stdin)

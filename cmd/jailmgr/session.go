@@ -39,6 +39,9 @@ func (a *app) resolveJail(name, sessionName string, user session.User, asRoot bo
 		if _, _, errTag := store.ParseTag(name); errRef != nil && errTag != nil {
 			return nil, fmt.Errorf("no jail or image %q (see 'jailmgr jail list' and 'jailmgr image list')", name)
 		}
+		if privileged.on {
+			return nil, fmt.Errorf("%w: no jail %q is configured, and through a setuid jailmgr only configured jails are open (see 'jailmgr jail list')", session.ErrDenied, name)
+		}
 		j = conf.DefaultJail(name)
 		// A bare image is the caller's own: whoever may run jailmgr as
 		// root may be root in it.
