@@ -51,7 +51,10 @@ func Begin(s *Spec) (st *State, err error) {
 		return nil, fmt.Errorf("begin session: %w", err)
 	}
 	dir := filepath.Join(s.RunDir, id)
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	// 0711: the owner reaches the session's root at <dir>/root, where
+	// schroot clients (sbuild) copy files in and out; the state and the
+	// control socket inside stay root's (0600).
+	if err := os.Mkdir(dir, 0o711); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("begin session: a session named %s is already open", id)
 		}
