@@ -12,8 +12,8 @@ import (
 )
 
 func (a *app) imageCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "image", Short: "List, show and remove images"}
-	cmd.AddCommand(a.imageListCmd(), a.imageShowCmd(), a.imageRmCmd())
+	cmd := &cobra.Command{Use: "image", Short: "List, show, remove, export and import images"}
+	cmd.AddCommand(a.imageListCmd(), a.imageShowCmd(), a.imageRmCmd(), a.imageExportCmd(), a.imageImportCmd())
 	return cmd
 }
 
