@@ -63,7 +63,8 @@ type ExportOptions struct {
 // (with the same jailmgr build), with entries in index order, numeric
 // owners and no user or group names, the tree's own times, extended
 // attributes as SCHILY.xattr.* PAX records, hard links within the tree
-// as tar hard links, and compressors at a fixed level on one thread.
+// as tar hard links, and each compressor at a fixed level on one thread
+// (fed from another, see asyncWriter).
 // Sockets are left out: tar cannot hold them.
 //
 // FormatTar: `tar --zstd -xpf FILE` gives the root (add --xattrs
@@ -159,7 +160,11 @@ func writeTarZst(f *os.File, tw *treeWriter, entries []Entry, rawManifest []byte
 	if err != nil {
 		return err
 	}
-	written, err := tw.write(zw, entries)
+	aw := newAsyncWriter(zw)
+	written, err := tw.write(aw, entries)
+	if cerr := aw.Close(); err == nil {
+		err = cerr
+	}
 	if err == nil {
 		err = zw.Close()
 	}

@@ -598,3 +598,38 @@ func TestImportRefusesUnsafeTar(t *testing.T) {
 		})
 	}
 }
+
+type failAfter struct{ n int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if f.n -= len(p); f.n < 0 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+// TestAsyncWriter: bytes pass unchanged and in order, and an error of the
+// writer behind it reaches the caller.
+func TestAsyncWriter(t *testing.T) {
+	var b bytes.Buffer
+	a := newAsyncWriter(&b)
+	var want []byte
+	for i := 0; i < 5000; i++ {
+		p := bytes.Repeat([]byte{byte(i)}, i%1500)
+		want = append(want, p...)
+		if _, err := a.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil || !bytes.Equal(b.Bytes(), want) {
+		t.Fatalf("asyncWriter passed %d bytes (want %d), %v", b.Len(), len(want), err)
+	}
+	a = newAsyncWriter(&failAfter{3 << 20})
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = a.Write(make([]byte, 1<<20))
+	}
+	if cerr := a.Close(); err == nil || cerr == nil || cerr.Error() != "disk full" {
+		t.Errorf("write error %v, close error %v; want disk full from both", err, cerr)
+	}
+}

@@ -84,7 +84,12 @@ func writeOCI(f *os.File, tw *treeWriter, img *Image, entries []Entry, rawManife
 		return err
 	}
 	diffID := sha256.New()
-	if _, err := tw.write(io.MultiWriter(gz, diffID), entries); err != nil {
+	aw := newAsyncWriter(gz)
+	_, err = tw.write(io.MultiWriter(aw, diffID), entries)
+	if cerr := aw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	if err := gz.Close(); err != nil {
