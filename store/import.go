@@ -52,9 +52,10 @@ type ImportOptions struct {
 // archive is an export opened for import: what it says it holds, and how
 // to unpack it.
 type archive interface {
-	// manifest is the carried jailmgr manifest, or one made from what the
-	// archive says (an OCI image of another tool): never nil.
-	manifest() *Manifest
+	// manifest is the carried jailmgr manifest, or, when carried is
+	// false, one made from what the archive says (an OCI image of another
+	// tool, a plain tar): never nil.
+	manifest() (m *Manifest, carried bool)
 	// size is how many bytes unpack reads.
 	size() int64
 	unpack(u *unpacker) error
@@ -68,8 +69,9 @@ type archive interface {
 // export against the index it carries. On any error the staging area is
 // removed and nothing is committed.
 //
-// A zstd tar that carries nothing (`tar --zstd -cf` of a root) imports
-// too, with an empty manifest; it needs a Name.
+// A zstd tar that carries nothing (`tar --zstd -cf` of a root) and an
+// OCI layout of another tool import too; they need a Name, and get a
+// manifest with only their architecture (OCI), creation time and size.
 func (s *Store) Import(ctx context.Context, file string, o ImportOptions) (img *Image, err error) {
 	if o.Name != "" && !validName(o.Name) {
 		return nil, fmt.Errorf("%w %q: a name is letters, digits, '.', '-' and '_'", ErrBadRef, o.Name)
@@ -90,7 +92,7 @@ func (s *Store) Import(ctx context.Context, file string, o ImportOptions) (img *
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", file, err)
 	}
-	m := a.manifest()
+	m, carried := a.manifest()
 	name := o.Name
 	if name == "" {
 		name = m.Name
@@ -126,6 +128,15 @@ func (s *Store) Import(ctx context.Context, file string, o ImportOptions) (img *
 	}
 	if err := u.finish(); err != nil {
 		return nil, fmt.Errorf("import %s: %w", file, err)
+	}
+	if !carried {
+		// What a bootstrap would have recorded: when, and how big.
+		if m.Created.IsZero() {
+			m.Created = time.Now().UTC()
+		}
+		if m.Size, err = DiskUsage(stg.Root()); err != nil {
+			return nil, err
+		}
 	}
 	img, err = stg.Commit(name, m)
 	if err != nil {
@@ -241,8 +252,8 @@ func openTarZst(f *os.File, size int64) (*tarZst, error) {
 	return a, nil
 }
 
-func (a *tarZst) manifest() *Manifest { return a.m }
-func (a *tarZst) size() int64         { return a.tarSize }
+func (a *tarZst) manifest() (*Manifest, bool) { return a.m, a.index != nil }
+func (a *tarZst) size() int64                 { return a.tarSize }
 
 func (a *tarZst) unpack(u *unpacker) error {
 	zr, err := zstd.NewReader(u.counted(io.NewSectionReader(a.f, 0, a.tarSize)))

@@ -28,11 +28,12 @@ const (
 // is scanned once for where each file's data lies, then every blob is read
 // from there, checked against the digest and size that name it.
 type ociArchive struct {
-	f      *os.File
-	files  map[string]section
-	layers []v1.Descriptor
-	diffs  []digest.Digest
-	m      *Manifest
+	f       *os.File
+	files   map[string]section
+	layers  []v1.Descriptor
+	diffs   []digest.Digest
+	m       *Manifest
+	carried bool // m is the jailmgr manifest the config carries
 }
 
 type section struct{ off, size int64 }
@@ -117,7 +118,7 @@ func openOCI(f *os.File, size int64) (*ociArchive, error) {
 		if want, ok := manifest.Annotations[AnnotationManifestSHA256]; ok && want != hex.EncodeToString(sha256Sum([]byte(raw))) {
 			return nil, fmt.Errorf("%w: the carried jailmgr manifest does not have the sha256 that annotation %s names", ErrDigest, AnnotationManifestSHA256)
 		}
-		a.m = &Manifest{}
+		a.m, a.carried = &Manifest{}, true
 		if err := json.Unmarshal([]byte(raw), a.m); err != nil {
 			return nil, fmt.Errorf("%w: read the jailmgr manifest in label %s: %w", ErrFormat, LabelManifest, err)
 		}
@@ -125,7 +126,7 @@ func openOCI(f *os.File, size int64) (*ociArchive, error) {
 	return a, nil
 }
 
-func (a *ociArchive) manifest() *Manifest { return a.m }
+func (a *ociArchive) manifest() (*Manifest, bool) { return a.m, a.carried }
 
 func (a *ociArchive) size() int64 {
 	var n int64

@@ -267,8 +267,8 @@ func TestImportForeignOCI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.Manifest.Arch != "arm64" {
-		t.Errorf("arch %q, want arm64", img.Manifest.Arch)
+	if m := img.Manifest; m.Arch != "arm64" || m.Size <= 0 || time.Since(m.Created) > time.Hour {
+		t.Errorf("manifest of a foreign import: arch %q (want arm64), size %d, created %v", m.Arch, m.Size, m.Created)
 	}
 	if data, err := os.ReadFile(filepath.Join(img.RootFS(), "etc/hostname")); err != nil || string(data) != "hi" {
 		t.Errorf("etc/hostname: %q, %v", data, err)
