@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -632,4 +633,41 @@ func TestAsyncWriter(t *testing.T) {
 	if cerr := a.Close(); err == nil || cerr == nil || cerr.Error() != "disk full" {
 		t.Errorf("write error %v, close error %v; want disk full from both", err, cerr)
 	}
+}
+
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errors.New("bad block")
+	}
+	k := min(len(p), f.n, 1000)
+	f.n -= k
+	return k, nil
+}
+
+// TestAsyncReader: bytes pass unchanged and in order, the reader's error
+// or end reaches the caller, and Close stops early.
+func TestAsyncReader(t *testing.T) {
+	data := make([]byte, 5<<20+123)
+	rand.New(rand.NewSource(3)).Read(data)
+	a := newAsyncReader(bytes.NewReader(data))
+	got, err := io.ReadAll(a)
+	a.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("asyncReader gave %d bytes (want %d), %v", len(got), len(data), err)
+	}
+	a = newAsyncReader(&failingReader{3<<20 + 5})
+	got, err = io.ReadAll(a)
+	a.Close()
+	if err == nil || err.Error() != "bad block" || len(got) != 3<<20+5 {
+		t.Errorf("after %d bytes: %v; want 3 MiB and 5 bytes, then bad block", len(got), err)
+	}
+	a = newAsyncReader(bytes.NewReader(data))
+	buf := make([]byte, 10)
+	if _, err := a.Read(buf); err != nil || !bytes.Equal(buf, data[:10]) {
+		t.Errorf("first read: %v", err)
+	}
+	a.Close()
+	a.Close()
 }

@@ -227,10 +227,12 @@ func (a *ociArchive) unpack(u *unpacker) error {
 			return fmt.Errorf("%w: %s: %w", ErrDigest, what, err)
 		}
 		diff := sha256.New()
-		err = u.unpackTar(io.TeeReader(plain, diff))
+		ahead := newAsyncReader(plain)
+		err = u.unpackTar(io.TeeReader(ahead, diff))
 		if err == nil {
-			_, err = io.Copy(diff, plain) // the tar's end blocks are in the diff_id too
+			_, err = io.Copy(diff, ahead) // the tar's end blocks are in the diff_id too
 		}
+		ahead.Close()
 		plain.Close()
 		// Read the rest in any case: when the layer is not what its
 		// digest says, that is the cause of whatever went wrong.

@@ -85,3 +85,79 @@ func (a *asyncWriter) Close() error {
 	}
 	return a.failed()
 }
+
+// asyncReader reads r ahead from another goroutine, so that decompressing
+// a layer runs on one core while its entries are written on another.
+type asyncReader struct {
+	full  chan []byte // read chunks, closed at the end of r
+	free  chan []byte
+	stop  chan struct{}
+	done  chan struct{}
+	chunk []byte // the chunk being consumed
+	cur   []byte // what is left of it
+	err   error  // why r ended (io.EOF at its end); read once full is closed
+}
+
+func newAsyncReader(r io.Reader) *asyncReader {
+	a := &asyncReader{full: make(chan []byte, asyncChunks), free: make(chan []byte, asyncChunks),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	for range asyncChunks {
+		a.free <- make([]byte, asyncChunk)
+	}
+	go func() {
+		defer close(a.done)
+		defer close(a.full)
+		for {
+			var b []byte
+			select {
+			case b = <-a.free:
+			case <-a.stop:
+				return
+			}
+			n, err := io.ReadFull(r, b)
+			if n > 0 {
+				select {
+				case a.full <- b[:n]:
+				case <-a.stop:
+					return
+				}
+			}
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			if err != nil {
+				a.err = err
+				return
+			}
+		}
+	}()
+	return a
+}
+
+func (a *asyncReader) Read(p []byte) (int, error) {
+	for len(a.cur) == 0 {
+		if a.chunk != nil {
+			a.free <- a.chunk[:cap(a.chunk)]
+			a.chunk = nil
+		}
+		b, ok := <-a.full
+		if !ok {
+			return 0, a.err
+		}
+		a.chunk, a.cur = b, b
+	}
+	n := copy(p, a.cur)
+	a.cur = a.cur[n:]
+	return n, nil
+}
+
+// Close stops the goroutine and waits for it: r is not read once Close
+// returns. It may be called more than once.
+func (a *asyncReader) Close() {
+	select {
+	case <-a.stop:
+	default:
+		close(a.stop)
+	}
+	<-a.done
+}
