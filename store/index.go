@@ -105,6 +105,12 @@ func statEntry(p, rel string) (Entry, error) {
 	if err := unix.Lstat(p, &st); err != nil {
 		return Entry{}, &fs.PathError{Op: "lstat", Path: p, Err: err}
 	}
+	return entryOf(p, rel, &st)
+}
+
+// entryOf describes the path p, whose lstat is st, as an index entry
+// (without its hash).
+func entryOf(p, rel string, st *unix.Stat_t) (Entry, error) {
 	e := Entry{Path: rel, Mode: st.Mode & 0o7777, UID: int(st.Uid), GID: int(st.Gid), MTime: st.Mtim.Nano()}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
@@ -157,7 +163,7 @@ func readXattrs(p string) (map[string]string, error) {
 	}
 	var out map[string]string
 	for _, name := range strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00") {
-		if !strings.HasPrefix(name, "security.") && !strings.HasPrefix(name, "user.") {
+		if !imageXattr(name) {
 			continue
 		}
 		vsz, err := unix.Lgetxattr(p, name, nil)

@@ -14,9 +14,10 @@ import (
 )
 
 func (a *app) imageCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "image", Short: "List, show, create, tag, verify, diff, update and remove images"}
+	cmd := &cobra.Command{Use: "image", Short: "List, show, create, tag, verify, diff, update, export, import and remove images"}
 	cmd.AddCommand(a.imageListCmd(), a.imageShowCmd(), a.imageRmCmd(), a.imageUpdateCmd(), a.imageGCCmd(),
-		a.imageTagCmd(), a.imageUntagCmd(), a.imageVerifyCmd(), a.imageDiffCmd(), a.imageCreateCmd())
+		a.imageTagCmd(), a.imageUntagCmd(), a.imageVerifyCmd(), a.imageDiffCmd(), a.imageCreateCmd(),
+		a.imageExportCmd(), a.imageImportCmd())
 	return cmd
 }
 
