@@ -208,6 +208,12 @@ main_bench() {
 		log "== sessions: jailmgr run / session run, bwrap, schroot, unshare + chroot"
 		sessions=$(bash "$(dirname "${BASH_SOURCE[0]}")/bench-session.sh" "$MIRROR_BASE/debian") || log "  the session benchmark failed"
 	fi
+	# The store: disk of versions, export and import (scripts/bench-store.sh).
+	local storebench=""
+	if [[ ${BENCH_STORE:-1} != 0 ]]; then
+		log "== store: disk of 5 versions, export and import against tar --zstd"
+		storebench=$(bash "$(dirname "${BASH_SOURCE[0]}")/bench-store.sh" "$MIRROR_BASE/debian") || log "  the store benchmark failed"
+	fi
 	kill -TERM "$MIRROR_PID" 2>/dev/null || true
 	wait "$MIRROR_PID" || true
 	MIRROR_PID=
@@ -235,6 +241,10 @@ main_bench() {
 			echo "Session start-up, \`/bin/true\` in bookworm minbase (hyperfine, relative to the fastest):"
 			echo
 			echo "$sessions"
+		fi
+		if [[ -n $storebench ]]; then
+			echo
+			echo "$storebench"
 		fi
 	)
 	echo

@@ -453,6 +453,97 @@ check_lifecycle() {
 	return "$rc"
 }
 
+# check_export STORE REF: the image's OCI export is accepted by skopeo
+# inspect and umoci unpack (whose tree has the same files, modes, owners and
+# contents), and importing either export gives a version with the same
+# per-file index and the same packages.
+check_export() {
+	local store=$1 ref=$2 rc=0 work out
+	local jm=("$JM" -q --store "$store")
+	work=$(mktemp -d "$store/export.XXXXXX")
+	"${jm[@]}" image export "$ref" -o "$work/img.tar.zst" || { log "  export --format tar failed"; return 1; }
+	"${jm[@]}" image export "$ref" -o "$work/img.oci" --format oci || { log "  export --format oci failed"; return 1; }
+	if ! out=$(skopeo inspect "oci-archive:$work/img.oci" 2>&1) || [[ $(jq -r '.Labels["jailmgr.manifest"] | fromjson | .suite' <<<"$out") != "$(jq -r .suite <<<"$("${jm[@]}" image show "$ref" --json)")" ]]; then
+		log "  skopeo inspect oci-archive: refused the export, or lost its manifest:"
+		printf '%s\n' "$out" | tail -n 5 | indent
+		rc=1
+	fi
+	mkdir "$work/layout"
+	tar -xf "$work/img.oci" -C "$work/layout"
+	local tag
+	tag=$(jq -r '.manifests[0].annotations["org.opencontainers.image.ref.name"]' "$work/layout/index.json")
+	if ! out=$(umoci unpack --image "$work/layout:$tag" "$work/bundle" 2>&1); then
+		log "  umoci unpack refused the export:"
+		printf '%s\n' "$out" | tail -n 5 | indent
+		rc=1
+	else
+		local rootfs
+		rootfs=$("${jm[@]}" image show "$ref" --rootfs)
+		# Folder times change as umoci writes into them: compare the rest.
+		if ! diff <(tree_listing "$rootfs") <(tree_listing "$work/bundle/rootfs") >"$work/umoci.diff"; then
+			log "  umoci's tree differs from the image:"
+			head -n 10 "$work/umoci.diff" | indent
+			rc=1
+		fi
+	fi
+	local f imported
+	for f in img.tar.zst img.oci; do
+		if ! imported=$("${jm[@]}" image import "$work/$f" --name "e2e-import-${f#img.}" 2>&1); then
+			log "  import of the $f export failed: $imported"
+			rc=1
+			continue
+		fi
+		out=$("${jm[@]}" image diff "$ref" "$imported" --json)
+		if [[ $(jq '[.packages_added, .packages_removed, .packages_changed, .files_added, .files_removed, .files_changed] | map(length) | add' <<<"$out") != 0 ]]; then
+			log "  importing the $f export gave $imported, which differs from $ref:"
+			jq -c . <<<"$out" | cut -c1-400 | indent
+			rc=1
+		fi
+		"${jm[@]}" image verify "$imported" >/dev/null || { log "  $imported does not verify"; rc=1; }
+		"${jm[@]}" image rm "$imported" >/dev/null
+	done
+	safe_rm "$work"
+	return "$rc"
+}
+
+# tree_listing DIR: every path with type, mode, owner, size and content hash.
+tree_listing() {
+	(cd "$1" && find . -mindepth 1 -printf '%p %y %m %U:%G %s %l\n' | sort) &&
+		(cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+}
+
+# check_repro STORE NAME SUITE VARIANT MIRROR KEYRING: a second bootstrap of
+# the same archive state into another store (its package cache linked from
+# the first), with the same SOURCE_DATE_EPOCH, exports to the same bytes as
+# NAME:1 of the first.
+check_repro() {
+	local store=$1 name=$2 suite=$3 variant=$4 mirror=$5 keyring=$6 other=$1.repro rc=0 s1 s2
+	local kflag=()
+	[[ -n $keyring ]] && kflag=(--keyring "$keyring")
+	mkdir -p "$other/cache"
+	cp -al "$store/cache/debs" "$other/cache/"
+	if ! "$JM" -q --store "$other" bootstrap "$suite" --variant "$variant" --mirror "$mirror" "${kflag[@]}" --name "$name" >/dev/null 2>"$other.log"; then
+		log "  the second bootstrap failed:"
+		tail -n 20 "$other.log" | indent
+		safe_rm "$other"
+		return 1
+	fi
+	"$JM" -q --store "$store" image export "$name:1" -o "$other.1.tar.zst" &&
+		"$JM" -q --store "$other" image export "$name:1" -o "$other.2.tar.zst" || { log "  export failed"; rc=1; }
+	s1=$(sha256sum <"$other.1.tar.zst" | cut -d' ' -f1)
+	s2=$(sha256sum <"$other.2.tar.zst" | cut -d' ' -f1)
+	if [[ $rc == 0 && $s1 != "$s2" ]]; then
+		log "  the two exports differ (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH): $s1 and $s2"
+		diff <(zstd -dc "$other.1.tar.zst" | tar -tvv --full-time 2>/dev/null) <(zstd -dc "$other.2.tar.zst" | tar -tvv --full-time 2>/dev/null) | head -n 10 | indent
+		rc=1
+	elif [[ $rc == 0 ]]; then
+		log "  both exports: SHA256 $s1"
+	fi
+	rm -f "$other.1.tar.zst" "$other.2.tar.zst" "$other.log"
+	safe_rm "$other"
+	return "$rc"
+}
+
 # check_session STORE REF ROOTFS: a throwaway session of the image runs in new
 # namespaces, apt-get installs hello inside it, and none of it reaches the image.
 check_session() {
@@ -533,6 +624,9 @@ run_case() {
 	print_debs "$suite" "$variant" "$mirror" "$keyring" >"$expected" || return 1
 	[[ -s $expected ]] || { log "  debootstrap --print-debs printed no packages"; return 1; }
 
+	# bookworm:minbase is built twice (check_repro) with one
+	# SOURCE_DATE_EPOCH: the two exports must be bit-identical.
+	[[ $suite:$variant == bookworm:minbase ]] && export SOURCE_DATE_EPOCH=$(date +%s)
 	local kflag=() ref errlog=$store/bootstrap.log start=$SECONDS
 	[[ -n $keyring ]] && kflag=(--keyring "$keyring")
 	if ! ref=$("$JM" --store "$store/s" bootstrap "$suite" --variant "$variant" --mirror "$mirror" "${kflag[@]}" --name "$name" 2>"$errlog"); then
@@ -555,6 +649,8 @@ run_case() {
 	check_apt "$rootfs" && log "  c. apt-get check, update, install hello: ok; hello runs" || failed+=(c:apt)
 	check_session "$store/s" "$ref" "$rootfs" && log "  e. session: new namespaces, no way out for root, apt-get install hello works, the image untouched" || failed+=(e:session)
 	if [[ $suite:$variant == bookworm:minbase ]]; then
+		check_repro "$store/s" "$name" "$suite" "$variant" "$mirror" "$keyring" && log "  k. reproducible: a second bootstrap with the same SOURCE_DATE_EPOCH exports to the same bytes" || failed+=(k:reproducible)
+		check_export "$store/s" "$ref" && log "  j. export: skopeo and umoci take the OCI export; importing either export gives the same files and packages" || failed+=(j:export)
 		check_access "$store/s" "$ref" && log "  f. access: refused outside users, the caller's own user inside, root only for root-users" || failed+=(f:access)
 		start=$SECONDS
 		check_warm "$store/s" "$name" "$suite" "$variant" "$mirror" "$keyring" &&
@@ -570,7 +666,7 @@ run_case() {
 main() {
 	[[ $(id -u) == 0 ]] || die "run as root (chroot, mounts)"
 	[[ -s $DEBIAN_KEYRING ]] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debian-archive-keyring >&2
-	ensure_tools debootstrap:debootstrap xz:xz-utils jq:jq gpgv:gpgv sha256sum:coreutils
+	ensure_tools debootstrap:debootstrap xz:xz-utils jq:jq gpgv:gpgv sha256sum:coreutils skopeo:skopeo umoci:umoci
 	command -v curl >/dev/null 2>&1 || command -v wget >/dev/null 2>&1 || ensure_tools curl:curl
 	JM=$(jailmgr_bin)
 	KEYDIR=$(mktemp -d "${TMPDIR:-/tmp}/jailmgr-e2e-keys.XXXXXX")

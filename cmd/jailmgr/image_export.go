@@ -51,6 +51,12 @@ under a temporary name and renamed when complete.`,
 			if err != nil {
 				return err
 			}
+			// rm and gc wait until the export has read the version.
+			release, err := st.Use(img)
+			if err != nil {
+				return err
+			}
+			defer release()
 			start := time.Now()
 			if err := img.Export(cmd.Context(), out, store.ExportOptions{Format: format, Progress: a.progress("exporting " + img.Ref())}); err != nil {
 				return err
