@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,8 +13,8 @@ import (
 	"time"
 )
 
-// killChildEnv makes the test binary run one store operation ("rm REF" or
-// "gc") on the store named in killStoreEnv, then exit.
+// killChildEnv makes the test binary run one store operation ("rm REF",
+// "import FILE" or "gc") on the store named in killStoreEnv, then exit.
 const (
 	killChildEnv = "JAILMGR_TEST_STORE_OP"
 	killStoreEnv = "JAILMGR_TEST_STORE_DIR"
@@ -31,6 +32,8 @@ func init() {
 			_, err = s.Remove(arg)
 		case "gc":
 			_, err = s.GC(GCOptions{Keep: 1})
+		case "import":
+			_, err = s.Import(context.Background(), arg, ImportOptions{Name: "imported"})
 		default:
 			err = fmt.Errorf("unknown op %q", op)
 		}
@@ -68,10 +71,10 @@ func bigVersions(t *testing.T, s *Store, name string, n, files int) {
 	}
 }
 
-// TestKillRemoveAndGC kills rm and gc at many points: the store then lists
+// TestKillImportRemoveAndGC kills import, rm and gc at many points: the store then lists
 // only whole versions, each of which verifies, and the next Open removes
 // every leftover.
-func TestKillRemoveAndGC(t *testing.T) {
+func TestKillImportRemoveAndGC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills many removals")
 	}
@@ -106,7 +109,7 @@ func TestKillRemoveAndGC(t *testing.T) {
 	check := func(what string) int {
 		t.Helper()
 		if ents, _ := os.ReadDir(filepath.Join(s.Dir, "staging")); len(ents) > 0 {
-			halfway++ // killed between the rename and the end of the removal
+			halfway++ // killed half way: an import staging area or a removal renamed away
 		}
 		if _, err := Open(s.Dir); err != nil {
 			t.Fatalf("%s: reopen: %v", what, err)
@@ -130,6 +133,33 @@ func TestKillRemoveAndGC(t *testing.T) {
 		return len(imgs)
 	}
 	kills := 0
+	// Imports of a version's export, killed at many points.
+	img, err := s.Resolve("big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	export := filepath.Join(t.TempDir(), "big.tar.zst")
+	if err := img.Export(context.Background(), export, ExportOptions{Format: FormatTar}); err != nil {
+		t.Fatal(err)
+	}
+	imported := 0
+	for _, delay := range []time.Duration{0, 10, 30, 60, 100, 200, -1} {
+		delay *= time.Millisecond
+		if run("import "+export, delay) {
+			kills++
+		} else {
+			imported++
+		}
+		check(fmt.Sprintf("import killed after %v", delay))
+		if vs, _ := s.versions("imported"); len(vs) != imported {
+			t.Errorf("import killed after %v: %d imported versions, want %d", delay, len(vs), imported)
+		}
+	}
+	for _, v := range func() []int { vs, _ := s.versions("imported"); return vs }() {
+		if _, err := s.Remove("imported:" + strconv.Itoa(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i, delay := range []time.Duration{0, 3, 8, 15, 25, 40} {
 		delay *= time.Millisecond
 		if run("rm big:"+strconv.Itoa(i+1), delay) {
@@ -148,5 +178,5 @@ func TestKillRemoveAndGC(t *testing.T) {
 	if kills == 0 {
 		t.Error("no removal was killed: the test proves nothing")
 	}
-	t.Logf("%d kills, %d of them half way through a removal", kills, halfway)
+	t.Logf("%d kills, %d of them left a staging area (half an import or removal) for Open to sweep", kills, halfway)
 }
