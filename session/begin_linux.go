@@ -69,9 +69,11 @@ func Begin(s *Spec) (st *State, err error) {
 	if s.ImageRef == "" {
 		st.Directory = s.Lower
 	}
+	// Undone from this variable: the error returns below set st to nil.
+	made := st
 	defer func() {
 		if err != nil {
-			teardown(st)
+			teardown(made)
 		}
 	}()
 	// The state is written at once (without an init) so that a crash
