@@ -40,6 +40,23 @@ type Jail struct {
 	IdleTimeout  time.Duration `json:"idle_timeout,omitempty"`
 	MaxLifetime  time.Duration `json:"max_lifetime,omitempty"`
 
+	// The settings below come from schroot chroot definitions (see
+	// SchrootConfig.Jail); jailmgr's own ini has no keys for them.
+
+	// Tarball is an archive unpacked into each session's root (schroot's
+	// file chroots), TarballRoot the root's folder inside it.
+	Tarball     string `json:"tarball,omitempty"`
+	TarballRoot string `json:"tarball_root,omitempty"`
+	// Repack packs the session's root back into Tarball when it ends.
+	Repack bool `json:"repack,omitempty"`
+	// CopyFiles are host files copied into each session's root at its start.
+	CopyFiles []string `json:"copy_files,omitempty"`
+	// Personality is an execution domain of Personalities for commands.
+	Personality string `json:"personality,omitempty"`
+	// OverlayDir holds the overlay upper dirs of ephemeral sessions
+	// instead of the store.
+	OverlayDir string `json:"overlay_dir,omitempty"`
+
 	File string `json:"file,omitempty"` // where it is defined; "" for a bare image
 	Line int    `json:"line,omitempty"`
 }
