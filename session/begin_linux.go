@@ -17,7 +17,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"jailmgr/conf"
 	"jailmgr/session/cgroup"
+	"jailmgr/store/tree"
 )
 
 const (
@@ -65,6 +67,10 @@ func Begin(s *Spec) (st *State, err error) {
 		Root: filepath.Join(dir, "root"), User: s.User.Name, UID: s.User.UID, GID: s.User.GID,
 		Cgroup: "jailmgr/" + id, Created: time.Now().UTC().Truncate(time.Second),
 		Environment: s.Jail.Environment, RootAllowed: CheckAccess(s.Jail, s.User, true) == nil,
+		Labels: s.Labels,
+	}
+	if s.Jail.Repack {
+		st.Repack = s.Jail.Tarball
 	}
 	if s.ImageRef == "" {
 		st.Directory = s.Lower
@@ -105,6 +111,36 @@ func mountRoot(s *Spec, st *State) error {
 	if err := os.Mkdir(st.Root, 0o755); err != nil {
 		return fmt.Errorf("begin session: %w", err)
 	}
+	if s.Jail.Tarball != "" {
+		// The unpacked root is the session's own, like an upper dir: it
+		// goes when the session does.
+		st.Upper = filepath.Join(s.StoreDir, "sessions", st.ID)
+		if err := writeState(st); err != nil {
+			return err
+		}
+		unpacked := filepath.Join(st.Upper, "rootfs")
+		if err := os.MkdirAll(unpacked, 0o755); err != nil {
+			return fmt.Errorf("begin session: %w", err)
+		}
+		if err := unpackArchive(s.Jail.Tarball, unpacked); err != nil {
+			return fmt.Errorf("begin session in %s: %w", s.Jail.Name, err)
+		}
+		root := unpacked
+		if r := strings.Trim(s.Jail.TarballRoot, "/"); r != "" {
+			// The root is a folder inside the archive: resolved beneath
+			// what was unpacked, never out of it.
+			fd, err := openBeneath(unpacked, r)
+			if err != nil {
+				return fmt.Errorf("begin session in %s: location %s in %s: %w", s.Jail.Name, s.Jail.TarballRoot, s.Jail.Tarball, err)
+			}
+			defer unix.Close(fd)
+			root = fmt.Sprintf("/proc/self/fd/%d", fd)
+		}
+		if err := unix.Mount(root, st.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return &MountError{Op: "bind", Source: root, Target: st.Root, Flags: unix.MS_BIND | unix.MS_REC, Err: err}
+		}
+		return nil
+	}
 	if s.ImageRef == "" && s.Jail.Type == "persistent" {
 		if err := unix.Mount(s.Lower, st.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return &MountError{Op: "bind", Source: s.Lower, Target: st.Root, Flags: unix.MS_BIND | unix.MS_REC, Err: err}
@@ -113,10 +149,17 @@ func mountRoot(s *Spec, st *State) error {
 	}
 	// An overlay: the image (or directory) stays untouched below, writes
 	// go to an upper dir on the store's filesystem.
-	if s.Jail.Type == "persistent" {
+	switch {
+	case s.Jail.Type == "persistent":
 		st.Upper, st.Keep = filepath.Join(s.StoreDir, "persist", s.Jail.Name), true
-	} else {
+	case s.Jail.OverlayDir != "":
+		st.Upper = filepath.Join(s.Jail.OverlayDir, st.ID)
+	default:
 		st.Upper = filepath.Join(s.StoreDir, "sessions", st.ID)
+	}
+	// Recorded before it is made, so that a crash leaves it to recover.
+	if err := writeState(st); err != nil {
+		return err
 	}
 	upper, work := filepath.Join(st.Upper, "upper"), filepath.Join(st.Upper, "work")
 	for _, d := range []string{upper, work} {
@@ -143,7 +186,11 @@ func startInit(s *Spec, st *State) (err error) {
 		Root: st.Root, Mounts: s.Jail.Mounts, Binds: s.Jail.Binds, Hostname: s.Jail.Hostname,
 		Network: s.Jail.Network, Seccomp: s.Jail.Seccomp, Capabilities: s.Jail.Capabilities, User: s.User,
 		IdleTimeout: int64(s.Jail.IdleTimeout), MaxLifetime: int64(s.Jail.MaxLifetime),
-		Limits: sessionLimits{Memory: s.Jail.Memory, CPUs: s.Jail.CPUs, Pids: s.Jail.Pids},
+		Limits:      sessionLimits{Memory: s.Jail.Memory, CPUs: s.Jail.CPUs, Pids: s.Jail.Pids},
+		Personality: -1,
+	}
+	if p, ok := conf.Personalities[s.Jail.Personality]; ok {
+		cfg.Personality = int64(p)
 	}
 	if p := s.Jail.Seccomp; p != "default" && p != "none" {
 		if cfg.SeccompProfile, err = os.ReadFile(p); err != nil {
@@ -153,7 +200,9 @@ func startInit(s *Spec, st *State) (err error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = s.Jail.Name
 	}
-	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+	// Host files the jail asks for are copied when the host has them, as
+	// schroot's copyfiles does (it skips missing ones with a warning).
+	for _, f := range append([]string{"/etc/resolv.conf", "/etc/hosts"}, s.Jail.CopyFiles...) {
 		if data, err := os.ReadFile(f); err == nil {
 			cfg.Files = append(cfg.Files, copiedFile{Path: f, Data: data})
 		}
@@ -225,4 +274,15 @@ func startInit(s *Spec, st *State) (err error) {
 		return fmt.Errorf("begin session: set up jail: %s", msg)
 	}
 	return nil
+}
+
+// openBeneath opens rel beneath dir as an O_PATH descriptor, resolved by
+// the kernel without leaving dir.
+func openBeneath(dir, rel string) (int, error) {
+	root, err := tree.OpenRoot(dir)
+	if err != nil {
+		return -1, err
+	}
+	defer root.Close()
+	return root.OpenPath(rel)
 }

@@ -26,6 +26,25 @@ type RunOptions struct {
 	// Pty runs the command on a terminal of its own in the jail, relayed
 	// to Stdin and Stdout (which should be the caller's terminal).
 	Pty bool
+	// User runs the command as this user instead of the session's owner;
+	// the caller has checked that this is allowed. Its passwd and group
+	// entries are added to the jail's when missing.
+	User *User
+	// Dirs are working directories to try, in order, when Dir cannot be
+	// entered.
+	Dirs []string
+	// Notes word the command's own start-up failures.
+	Notes *ExecNotes
+	// Program, when set, is the file run, Argv[0] only its name (a login
+	// shell's "-bash"); else Argv[0] is looked up in the PATH of Env.
+	Program string
+}
+
+// Exit is how a command ended: its exit status, or the signal that killed
+// it (Code is then 128 plus the signal's number).
+type Exit struct {
+	Code   int
+	Signal syscall.Signal
 }
 
 // ErrSessionGone is returned when a session's init does not answer.
@@ -36,15 +55,26 @@ var ErrSessionGone = errors.New("session: session init is gone")
 // jailmgr), and SIGINT, SIGTERM, SIGHUP and SIGQUIT received meanwhile are
 // forwarded to the command's process group.
 func Run(st *State, o RunOptions) (int, error) {
+	e, err := RunWait(st, o)
+	return e.Code, err
+}
+
+// RunWait is Run, telling an exit from a death by signal.
+func RunWait(st *State, o RunOptions) (Exit, error) {
+	code, sig, err := run(st, o)
+	return Exit{Code: code, Signal: syscall.Signal(sig)}, err
+}
+
+func run(st *State, o RunOptions) (int, int, error) {
 	if len(o.Argv) == 0 {
-		return 0, fmt.Errorf("run in session %s: no command", st.ID)
+		return 0, 0, fmt.Errorf("run in session %s: no command", st.ID)
 	}
 	conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: st.Socket(), Net: "unixpacket"})
 	if err != nil {
-		return 0, fmt.Errorf("run in session %s: %w: %v (try 'jailmgr session recover')", st.ID, ErrSessionGone, err)
+		return 0, 0, fmt.Errorf("run in session %s: %w: %v (try 'jailmgr session recover')", st.ID, ErrSessionGone, err)
 	}
 	defer conn.Close()
-	req := Request{Op: "run", Argv: o.Argv, Env: o.Env, Dir: o.Dir, Root: o.Root, Pty: o.Pty}
+	req := Request{Op: "run", Argv: o.Argv, Env: o.Env, Dir: o.Dir, Root: o.Root, Pty: o.Pty, User: o.User, Dirs: o.Dirs, Notes: o.Notes, Program: o.Program}
 	var fds []int
 	if o.Pty {
 		if ws, err := unix.IoctlGetWinsize(int(o.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
@@ -54,21 +84,21 @@ func Run(st *State, o RunOptions) (int, error) {
 		fds = []int{int(o.Stdin.Fd()), int(o.Stdout.Fd()), int(o.Stderr.Fd())}
 	}
 	if err := send(conn, req, fds...); err != nil {
-		return 0, fmt.Errorf("run in session %s: %w", st.ID, err)
+		return 0, 0, fmt.Errorf("run in session %s: %w", st.ID, err)
 	}
 	var started Reply
 	got, err := receive(conn, &started)
 	if err != nil {
-		return 0, fmt.Errorf("run in session %s: %w: %v", st.ID, ErrSessionGone, err)
+		return 0, 0, fmt.Errorf("run in session %s: %w: %v", st.ID, ErrSessionGone, err)
 	}
 	if started.Error != "" {
 		closeAll(got)
-		return 0, fmt.Errorf("run in session %s: %s", st.ID, started.Error)
+		return 0, 0, fmt.Errorf("run in session %s: %s", st.ID, started.Error)
 	}
 	if o.Pty {
 		if len(got) != 1 {
 			closeAll(got)
-			return 0, fmt.Errorf("run in session %s: %w: no terminal came back", st.ID, ErrProtocol)
+			return 0, 0, fmt.Errorf("run in session %s: %w: no terminal came back", st.ID, ErrProtocol)
 		}
 		stop := relayTerminal(got[0], o.Stdin, o.Stdout)
 		defer stop()
@@ -83,12 +113,12 @@ func Run(st *State, o RunOptions) (int, error) {
 	}()
 	var done Reply
 	if _, err := receive(conn, &done); err != nil {
-		return 0, fmt.Errorf("run in session %s: %w: %v", st.ID, ErrSessionGone, err)
+		return 0, 0, fmt.Errorf("run in session %s: %w: %v", st.ID, ErrSessionGone, err)
 	}
 	if done.Error != "" {
-		return 0, fmt.Errorf("run in session %s: %s", st.ID, done.Error)
+		return 0, 0, fmt.Errorf("run in session %s: %s", st.ID, done.Error)
 	}
-	return done.Code, nil
+	return done.Code, done.Signal, nil
 }
 
 // relayTerminal copies between the caller's terminal and the pty master,

@@ -17,19 +17,26 @@ import (
 )
 
 // End ends a session: every process in its cgroup is killed, its root is
-// unmounted, and its cgroup, overlay dirs and state folder are removed.
+// unmounted, packed back into its archive if the jail repacks, and its
+// cgroup, overlay dirs and state folder are removed.
 func End(runDir, id string) error {
 	st, err := Get(runDir, id)
 	if err != nil {
 		return err
 	}
-	return teardown(st)
+	return teardownRepack(st, true)
 }
 
 // teardown removes everything a session made, in reverse order, and is
 // safe to run on a half-made session or twice. It holds the session's lock
 // so that End and the monitor never tear down at the same time.
-func teardown(st *State) error {
+//
+// Only End repacks an archive: a session that died by itself (a crash, a
+// timeout) may have left its root half-written, and recovery must not
+// replace a good archive with it.
+func teardown(st *State) error { return teardownRepack(st, false) }
+
+func teardownRepack(st *State, repack bool) error {
 	lock, err := os.OpenFile(filepath.Join(st.Dir, "lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // already torn down
@@ -62,6 +69,15 @@ func teardown(st *State) error {
 	}
 	if err := unmountAll(st.Root); err != nil {
 		errs = append(errs, err)
+	}
+	if repack && st.Repack != "" && len(errs) == 0 {
+		unpacked := filepath.Join(st.Upper, "rootfs")
+		if _, err := os.Stat(unpacked); err == nil {
+			if err := repackArchive(unpacked, st.Repack); err != nil {
+				// The unpacked root stays, with the state, for another try.
+				return fmt.Errorf("end session %s: %w", st.ID, err)
+			}
+		}
 	}
 	if g, err := cgroup.Open(st.Cgroup); err == nil {
 		if err := g.Remove(); err != nil {
@@ -148,6 +164,19 @@ func Recover(runDir string) ([]string, error) {
 		}
 	}
 	return cleaned, errors.Join(errs...)
+}
+
+// RecoverSession tears down one session if its init is gone, as Recover
+// does for all; it reports whether it did. A live session is left alone.
+func RecoverSession(runDir, id string) (bool, error) {
+	st, err := Get(runDir, id)
+	if err != nil {
+		return false, err
+	}
+	if st.Alive() {
+		return false, nil
+	}
+	return true, teardown(st)
 }
 
 // startMonitor starts a small daemon in the host's namespaces that tears

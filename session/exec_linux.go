@@ -2,6 +2,7 @@ package session
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,24 +54,93 @@ func runExec() int {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fail(126, "set no_new_privs: %v", err)
 	}
-	dir := s.Dir
-	if dir == "" {
-		dir = "/"
+	notes := ExecNotes{}
+	if s.Notes != nil {
+		notes = *s.Notes
 	}
-	if err := os.Chdir(dir); err != nil {
-		return fail(126, "change to %s: %v", dir, err)
+	status := func(def int) int {
+		if notes.Status != 0 {
+			return notes.Status
+		}
+		return def
 	}
-	path, err := lookPath(s.Argv[0], s.Env)
+	if err := enterDir(s.Dir, s.Dirs, notes); err != nil {
+		return status(126)
+	}
+	path, err := s.Program, error(nil)
+	if path == "" {
+		path, err = lookPath(s.Argv[0], s.Env)
+	}
 	if err != nil {
+		if notes.ExecFailed != "" {
+			fmt.Fprintf(os.Stderr, notes.ExecFailed+"\n", s.Argv[0], strerror(unix.ENOENT))
+			return status(127)
+		}
 		return fail(127, "%s: command not found", s.Argv[0])
+	}
+	// Before the filter: Docker's profile allows only the common
+	// personalities, and schroot's list is longer.
+	if s.Personality >= 0 {
+		if _, _, e := unix.RawSyscall(unix.SYS_PERSONALITY, uintptr(s.Personality), 0, 0); e != 0 {
+			return fail(status(126), "set personality %#x: %v", s.Personality, e)
+		}
 	}
 	if len(s.Filter) > 0 {
 		if err := seccomp.Install(s.Filter); err != nil {
-			return fail(126, "%v", err)
+			return fail(status(126), "%v", err)
 		}
 	}
 	err = syscall.Exec(path, s.Argv, s.Env)
+	if notes.ExecFailed != "" {
+		fmt.Fprintf(os.Stderr, notes.ExecFailed+"\n", path, strerror(err))
+		return status(126)
+	}
 	return fail(126, "run %s: %v", s.Argv[0], err)
+}
+
+// enterDir changes to dir, else to each of more in turn, saying so on
+// stderr in the notes' words (or jailmgr's).
+func enterDir(dir string, more []string, notes ExecNotes) error {
+	dirs := append([]string{dir}, more...)
+	if dir == "" {
+		dirs = append([]string{"/"}, more...)
+	}
+	for i, d := range dirs {
+		err := os.Chdir(d)
+		if err == nil {
+			if i > 0 && notes.DirFallback != "" {
+				fmt.Fprintf(os.Stderr, notes.DirFallback+"\n", d)
+			}
+			return nil
+		}
+		text := strerror(err)
+		switch {
+		case i < len(dirs)-1 && notes.DirSkipped != "":
+			fmt.Fprintf(os.Stderr, notes.DirSkipped+"\n", d, text)
+		case i < len(dirs)-1:
+		case notes.DirFailed != "":
+			fmt.Fprintf(os.Stderr, notes.DirFailed+"\n", d, text)
+			return err
+		default:
+			fmt.Fprintf(os.Stderr, "jailmgr: change to %s: %v\n", d, err)
+			return err
+		}
+	}
+	return nil
+}
+
+// strerror is an error as C's strerror words it ("No such file or
+// directory"), which tools that mimic C programs print.
+func strerror(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		err = errno
+	}
+	t := err.Error()
+	if t == "" {
+		return t
+	}
+	return strings.ToUpper(t[:1]) + t[1:]
 }
 
 // dropBounding removes every capability outside keep from this thread's

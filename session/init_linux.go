@@ -58,6 +58,7 @@ type sessionInit struct {
 	filter   []unix.SockFilter // the jail's seccomp program, nil for none
 
 	mu       sync.Mutex
+	usersMu  sync.Mutex // serialises additions to passwd and group
 	waiters  map[int]chan unix.WaitStatus
 	running  int
 	lastIdle time.Time

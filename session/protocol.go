@@ -35,6 +35,36 @@ type Request struct {
 	Cols uint16 `json:"cols,omitempty"`
 	// Signal is the signal to forward, for Op "signal".
 	Signal int `json:"signal,omitempty"`
+	// User, when set, is who the command runs as instead of the session's
+	// owner (or root); the client has checked that the caller may.
+	User *User `json:"user,omitempty"`
+	// Dirs are working directories to try after Dir, in order.
+	Dirs []string `json:"dirs,omitempty"`
+	// Notes word the command's own failures (see ExecNotes).
+	Notes *ExecNotes `json:"notes,omitempty"`
+	// Program is the file to run when Argv[0] is not it.
+	Program string `json:"program,omitempty"`
+}
+
+// ExecNotes word what a command's stderr is told when it cannot start
+// where or as asked, for front ends that speak like another tool (the
+// schroot command line), and the exit status then. Each is a printf
+// format; an empty one keeps jailmgr's own wording.
+type ExecNotes struct {
+	// DirSkipped is printed for a working directory that cannot be
+	// entered when another is tried next (verbs: directory, error).
+	DirSkipped string `json:"dir_skipped,omitempty"`
+	// DirFallback is printed when a later directory is used (verb: directory).
+	DirFallback string `json:"dir_fallback,omitempty"`
+	// DirFailed is printed when no directory can be entered (verbs:
+	// directory, error).
+	DirFailed string `json:"dir_failed,omitempty"`
+	// ExecFailed is printed when the program cannot be run (verbs:
+	// program, error).
+	ExecFailed string `json:"exec_failed,omitempty"`
+	// Status is the exit status after any of these failures; 0 keeps
+	// jailmgr's (126, or 127 for a program not found).
+	Status int `json:"status,omitempty"`
 }
 
 // Reply is what the init answers: first Started, then Exit (or Error).

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"jailmgr/store/tree"
 )
 
 // execSpec is what the exec helper reads on fd 3 before it becomes the
@@ -25,6 +27,12 @@ type execSpec struct {
 	// Filter is the seccomp program, compiled once by the init; empty
 	// for seccomp = none.
 	Filter []unix.SockFilter `json:"filter,omitempty"`
+	// Dirs are more working directories to try after Dir.
+	Dirs    []string   `json:"dirs,omitempty"`
+	Notes   *ExecNotes `json:"notes,omitempty"`
+	Program string     `json:"program,omitempty"`
+	// Personality is the execution domain to set, -1 for none.
+	Personality int64 `json:"personality"`
 }
 
 // handle serves one control connection: a run request with its fds, then
@@ -112,15 +120,39 @@ func (in *sessionInit) handle(conn *net.UnixConn) {
 	send(conn, reply)
 }
 
+// addUser adds a user's passwd and group entries to the jail's files,
+// once: the init is past pivot_root, so "/" is the jail's root.
+func (in *sessionInit) addUser(u *User) error {
+	in.usersMu.Lock()
+	defer in.usersMu.Unlock()
+	root, err := tree.OpenRoot("/")
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := addUser(root, u); err != nil {
+		return fmt.Errorf("add user %s to the jail: %w", u.Name, err)
+	}
+	return nil
+}
+
 // start launches the exec helper for a request; it becomes the command
 // after dropping privileges inside the jail.
 func (in *sessionInit) start(req *Request, files []*os.File) (int, chan unix.WaitStatus, error) {
 	uid, gid, groups := in.cfg.User.UID, in.cfg.User.GID, in.cfg.User.Groups
-	if req.Root {
+	switch {
+	case req.Root:
 		uid, gid, groups = 0, 0, nil
+	case req.User != nil:
+		// Another user than the session's owner: the jail's passwd and
+		// group get its entries, as they got the owner's at setup.
+		uid, gid, groups = req.User.UID, req.User.GID, req.User.Groups
+		if err := in.addUser(req.User); err != nil {
+			return 0, nil, err
+		}
 	}
 	spec := execSpec{Argv: req.Argv, Env: req.Env, Dir: req.Dir, UID: uid, GID: gid, Groups: groups,
-		Capabilities: in.cfg.Capabilities, Filter: in.filter}
+		Capabilities: in.cfg.Capabilities, Filter: in.filter, Dirs: req.Dirs, Notes: req.Notes, Program: req.Program, Personality: in.cfg.Personality}
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return 0, nil, err

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"jailmgr/conf"
-	"jailmgr/debian/archivetest"
 	"jailmgr/session/cgroup"
+	"jailmgr/session/sessiontest"
 )
 
 func TestMain(m *testing.M) {
@@ -44,70 +44,23 @@ func jailRoot(t *testing.T) string {
 		t.Skip("sessions need root (namespaces, mounts, cgroups); CI runs as root")
 	}
 	rootOnce.Do(func() {
-		pkgs, err := archivetest.MinimalSystem()
-		if err != nil {
-			rootErr = err
-			return
-		}
 		base, err := os.MkdirTemp("", "jailmgr-session-test-")
 		if err != nil {
 			rootErr = err
 			return
 		}
 		dir := filepath.Join(base, "root")
-		rootErr = writePackages(dir, pkgs)
+		rootErr = sessiontest.MinimalRoot(dir)
 		if rootErr == nil {
 			self, _ := os.Executable()
 			rootErr = copyFile(self, filepath.Join(dir, "probe"), 0o755)
 		}
-		for _, d := range []string{"proc", "sys", "dev", "tmp", "home", "etc", "mnt"} {
-			os.MkdirAll(filepath.Join(dir, d), 0o755)
-		}
-		os.WriteFile(filepath.Join(dir, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
-		os.WriteFile(filepath.Join(dir, "etc/group"), []byte("root:x:0:\n"), 0o644)
 		testRoot = dir
 	})
 	if rootErr != nil {
 		t.Fatalf("cannot build a test root from the host's packages: %v", rootErr)
 	}
 	return testRoot
-}
-
-func writePackages(dir string, pkgs []archivetest.Package) error {
-	for _, p := range pkgs {
-		for _, f := range p.Files {
-			path := filepath.Join(dir, filepath.Clean("/"+f.Path))
-			switch {
-			case f.Mode.IsDir():
-				os.MkdirAll(path, 0o755)
-			case f.Link != "":
-				os.MkdirAll(filepath.Dir(path), 0o755)
-				if st, err := os.Lstat(path); err == nil && st.IsDir() {
-					continue // a folder another package ships keeps its files
-				}
-				os.Remove(path)
-				if err := os.Symlink(f.Link, path); err != nil {
-					return err
-				}
-			case f.HardLink != "":
-				os.MkdirAll(filepath.Dir(path), 0o755)
-				os.Remove(path)
-				if err := os.Link(filepath.Join(dir, filepath.Clean("/"+f.HardLink)), path); err != nil {
-					return err
-				}
-			default:
-				os.MkdirAll(filepath.Dir(path), 0o755)
-				mode := f.Mode.Perm()
-				if mode == 0 {
-					mode = 0o644
-				}
-				if err := os.WriteFile(path, f.Data, mode); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {

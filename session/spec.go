@@ -17,8 +17,10 @@ type User struct {
 	Groups []int  `json:"groups,omitempty"`
 	// GroupNames are the names of GID and Groups, for access checks.
 	GroupNames []string `json:"group_names,omitempty"`
-	Home       string   `json:"home"`
-	Shell      string   `json:"shell"`
+	// PrimaryGroup is the name of GID.
+	PrimaryGroup string `json:"primary_group,omitempty"`
+	Home         string `json:"home"`
+	Shell        string `json:"shell"`
 	// Passwd and Group are the user's lines of the host's /etc/passwd and
 	// /etc/group, copied into the jail so that the user exists there.
 	Passwd string   `json:"passwd"`
@@ -40,6 +42,9 @@ type Spec struct {
 	// Name is the session id asked for; "" makes one.
 	Name string
 	User User
+	// Labels are kept in the session's state for front ends (the schroot
+	// command line records which chroot and alias a session came from).
+	Labels map[string]string
 }
 
 // initConfig is what the session init reads from spec.json in the state
@@ -60,6 +65,9 @@ type initConfig struct {
 	MaxLifetime    int64         `json:"max_lifetime_ns,omitempty"`
 	Files          []copiedFile  `json:"files,omitempty"`
 	Limits         sessionLimits `json:"limits"`
+	// Personality is the execution domain of commands (personality(2)),
+	// -1 for the kernel's default.
+	Personality int64 `json:"personality"`
 }
 
 type sessionLimits struct {
@@ -106,8 +114,20 @@ func anyIn(have, allowed []string) bool {
 // checkSpec rejects what would fail half-way: binds whose source is missing,
 // a root that is not there, a seccomp profile that cannot be read.
 func checkSpec(s *Spec) error {
-	if st, err := os.Stat(s.Lower); err != nil || !st.IsDir() {
+	if s.Jail.Tarball != "" {
+		if st, err := os.Stat(s.Jail.Tarball); err != nil || !st.Mode().IsRegular() {
+			return fmt.Errorf("begin session in %s: archive %s is not a file", s.Jail.Name, s.Jail.Tarball)
+		}
+		if _, err := archiveCompression(s.Jail.Tarball); err != nil {
+			return fmt.Errorf("begin session in %s: %w", s.Jail.Name, err)
+		}
+	} else if st, err := os.Stat(s.Lower); err != nil || !st.IsDir() {
 		return fmt.Errorf("begin session in %s: root %s is not a directory", s.Jail.Name, s.Lower)
+	}
+	if p := s.Jail.Personality; p != "" {
+		if _, ok := conf.Personalities[p]; !ok {
+			return fmt.Errorf("begin session in %s: unknown personality %q", s.Jail.Name, p)
+		}
 	}
 	for _, b := range s.Jail.Binds {
 		if _, err := os.Stat(b.Source); err != nil {

@@ -43,9 +43,14 @@ type State struct {
 	// Environment is the jail's environment setting (clean or preserve).
 	Environment string `json:"environment"`
 	// RootAllowed is whether the owner may run commands as root inside.
-	RootAllowed bool      `json:"root_allowed"`
-	Created     time.Time `json:"created"`
-	Dir         string    `json:"-"` // the state folder
+	RootAllowed bool `json:"root_allowed"`
+	// Repack is the archive End packs the root back into ("" for none);
+	// the unpacked root is the rootfs folder of Upper.
+	Repack string `json:"repack,omitempty"`
+	// Labels are the Spec's labels.
+	Labels  map[string]string `json:"labels,omitempty"`
+	Created time.Time         `json:"created"`
+	Dir     string            `json:"-"` // the state folder
 }
 
 // Socket is the control socket of the session's init.

@@ -2,6 +2,7 @@ package session
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -48,6 +49,9 @@ func LookupUser(uid, gid int) (User, error) {
 		if err != nil {
 			continue
 		}
+		if id == gid {
+			u.PrimaryGroup = f[0]
+		}
 		member := id == gid
 		for _, m := range strings.Split(f[3], ",") {
 			member = member || (m == u.Name && m != "")
@@ -63,6 +67,30 @@ func LookupUser(uid, gid int) (User, error) {
 	}
 	return u, nil
 }
+
+// LookupUserName describes the user with the given name, as LookupUser.
+func LookupUserName(name string) (User, error) {
+	data, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		return User{}, fmt.Errorf("look up user %s: %w", name, err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Split(l, ":")
+		if len(f) < 7 || f[0] != name {
+			continue
+		}
+		uid, err1 := strconv.Atoi(f[2])
+		gid, err2 := strconv.Atoi(f[3])
+		if err1 != nil || err2 != nil {
+			break
+		}
+		return LookupUser(uid, gid)
+	}
+	return User{}, fmt.Errorf("look up user %s: %w", name, ErrNoUser)
+}
+
+// ErrNoUser is returned for a user the host does not know.
+var ErrNoUser = errors.New("session: no such user")
 
 // Caller is the user a command runs for: the one who ran sudo (SUDO_UID,
 // SUDO_GID), else the real user.
