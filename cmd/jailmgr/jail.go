@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -31,8 +32,15 @@ func (a *app) configCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			sc, schrootJails, err := a.schrootJails(jails)
+			if err != nil {
+				return err
+			}
+			for _, w := range sc.Warnings {
+				fmt.Fprintf(a.stderr, "jailmgr: warning: %v\n", w)
+			}
 			if !a.quiet {
-				fmt.Fprintf(a.stdout, "%d files, %d jails: ok\n", len(c.Files), len(jails))
+				fmt.Fprintf(a.stdout, "%d files, %d jails: ok\n", len(c.Files)+len(sc.Files), len(jails)+len(schrootJails))
 			}
 			return nil
 		},
@@ -112,18 +120,66 @@ func (a *app) jailCmd() *cobra.Command {
 	return cmd
 }
 
-// jails loads and validates the configured jails.
+// jails loads and validates the configured jails: jailmgr's own and the
+// chroots of schroot's configuration.
 func (a *app) jails() (map[string]*conf.Jail, error) {
 	c, err := conf.Load(a.configPath)
 	if err != nil {
 		return nil, err
 	}
-	return c.Jails(nil)
+	return a.allJails(c)
+}
+
+// allJails is the configuration's jails with schroot's chroots beside them.
+func (a *app) allJails(c *conf.Config) (map[string]*conf.Jail, error) {
+	jails, err := c.Jails(nil)
+	if err != nil {
+		return nil, err
+	}
+	_, more, err := a.schrootJails(jails)
+	if err != nil {
+		return nil, err
+	}
+	for n, j := range more {
+		jails[n] = j
+	}
+	return jails, nil
+}
+
+// schrootJails reads schroot's configuration (JAILMGR_SCHROOT_DIR, else
+// /etc/schroot) and makes a jail of each chroot jailmgr can run, as
+// 'jailmgr schroot -c NAME' would run it. A name or alias jailmgr's own
+// configuration has taken is an error; a chroot whose setup files cannot
+// be read is one too.
+func (a *app) schrootJails(own map[string]*conf.Jail) (*conf.SchrootConfig, map[string]*conf.Jail, error) {
+	sc, err := conf.LoadSchroot(a.schrootDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := map[string]*conf.Jail{}
+	var errs []error
+	for _, name := range sortedKeys(sc.Chroots) {
+		ch := sc.Chroots[name]
+		if j, ok := conf.Lookup(own, name); ok {
+			errs = append(errs, &conf.Error{File: ch.File, Line: ch.Line, What: fmt.Sprintf("schroot chroot %q clashes with jail %q (%s:%d); rename one", name, j.Name, j.File, j.Line)})
+			continue
+		}
+		j, _, err := sc.Jail(ch)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[name] = j
+	}
+	return sc, out, errors.Join(errs...)
 }
 
 func source(j *conf.Jail) string {
 	if j.Image != "" {
 		return "image " + j.Image
+	}
+	if j.Tarball != "" {
+		return "archive " + j.Tarball
 	}
 	return "directory " + j.Directory
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"jailmgr/session"
@@ -18,6 +19,13 @@ func main() {
 		os.Exit(1)
 	}
 	session.MaybeRunInternal()
+	// Called as schroot (a link made by 'make install-schroot'), jailmgr
+	// is schroot, with schroot's own command line and signal handling.
+	if filepath.Base(os.Args[0]) == "schroot" {
+		a := newApp(os.Stdin, os.Stdout, os.Stderr)
+		a.globalsFromEnv()
+		os.Exit(a.runSchroot(os.Args[0], os.Args[1:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

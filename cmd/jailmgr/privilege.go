@@ -78,16 +78,13 @@ func checkSetuidArgs(args []string) error {
 	if !privileged.on {
 		return nil
 	}
+	// The global flags come before the command; what follows it is the
+	// command's own (schroot has a --config of its own).
+	cmd := ""
 	for _, a := range args {
-		if a == "--" {
-			break
-		}
 		if a == "--store" || strings.HasPrefix(a, "--store=") || a == "--config" || strings.HasPrefix(a, "--config=") {
 			return fmt.Errorf("%s is for root only: through a setuid jailmgr, the store and configuration are root's own", strings.SplitN(a, "=", 2)[0])
 		}
-	}
-	cmd := ""
-	for _, a := range args {
 		if !strings.HasPrefix(a, "-") || a == "--help" || a == "-h" || a == "--version" {
 			cmd = a
 			break

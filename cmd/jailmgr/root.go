@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +26,10 @@ type app struct {
 	// release lets go of the image a session is about to mount, once
 	// begin has mounted it (see resolveJail).
 	release func()
+	// schrootDir is schroot's configuration folder (JAILMGR_SCHROOT_DIR).
+	schrootDir string
+	// now is the clock (--config dates its output).
+	now func() time.Time
 }
 
 // usageError marks errors in the command line (exit status 2).
@@ -34,10 +40,14 @@ func (u usageError) Unwrap() error { return u.err }
 
 // run executes one command line and returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	a := newApp(stdin, stdout, stderr)
 	if err := checkSetuidArgs(args); err != nil {
 		fmt.Fprintf(stderr, "jailmgr: %v\n", err)
 		return 1
+	}
+	if rest, ok := a.schrootArgs(args); ok {
+		// schroot's command line is schroot's to parse, not cobra's.
+		return a.runSchroot("jailmgr schroot", rest)
 	}
 	root := a.rootCmd()
 	root.SetArgs(args)
@@ -60,6 +70,52 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return 1
 }
 
+// schrootArgs finds "schroot" after jailmgr's global flags (which it
+// applies) and returns the arguments after it.
+func (a *app) schrootArgs(args []string) ([]string, bool) {
+	a.globalsFromEnv()
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		name, value, hasValue := strings.Cut(arg, "=")
+		switch {
+		case arg == "schroot":
+			return args[i+1:], true
+		case arg == "-q" || arg == "--quiet":
+			a.quiet = true
+		case (name == "--store" || name == "--config") && hasValue:
+			a.setGlobal(name, value)
+		case (arg == "--store" || arg == "--config") && i+1 < len(args):
+			a.setGlobal(arg, args[i+1])
+			i++
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// globalsFromEnv sets the global flags' values from the environment, as
+// their defaults are, for command lines cobra does not parse.
+func (a *app) globalsFromEnv() {
+	a.configPath = os.Getenv("JAILMGR_CONFIG")
+	if a.configPath == "" {
+		a.configPath = conf.DefaultPath
+	}
+	a.storeDir = os.Getenv("JAILMGR_STORE")
+}
+
+func (a *app) setGlobal(name, value string) {
+	if name == "--store" {
+		a.storeDir = value
+	} else {
+		a.configPath = value
+	}
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
+	return &app{stdin: stdin, stdout: stdout, stderr: stderr, schrootDir: schrootDir(), now: time.Now}
+}
+
 func (a *app) rootCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:           "jailmgr",
@@ -79,7 +135,7 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.StringVar(&a.storeDir, "store", storeDefault, "image store `DIR` (env JAILMGR_STORE; default "+store.DefaultDir+", or store= in the config)")
 	pf.StringVar(&a.configPath, "config", configDefault, "configuration `FILE` (env JAILMGR_CONFIG); *.conf in jailmgr.d beside it are read too")
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors and results")
-	cmd.AddCommand(a.bootstrapCmd(), a.imageCmd(), a.configCmd(), a.jailCmd(), a.runCmd(), a.shellCmd(), a.sessionCmd(), a.doctorCmd(), a.manCmd())
+	cmd.AddCommand(a.bootstrapCmd(), a.imageCmd(), a.configCmd(), a.jailCmd(), a.runCmd(), a.shellCmd(), a.sessionCmd(), a.schrootCmd(), a.doctorCmd(), a.manCmd())
 	return cmd
 }
 

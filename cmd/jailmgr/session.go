@@ -25,7 +25,7 @@ func (a *app) resolveJail(name, sessionName string, user session.User, asRoot bo
 	if err != nil {
 		return nil, err
 	}
-	jails, err := c.Jails(nil)
+	jails, err := a.allJails(c)
 	if err != nil {
 		return nil, err
 	}
@@ -51,6 +51,9 @@ func (a *app) resolveJail(name, sessionName string, user session.User, asRoot bo
 		return nil, err
 	}
 	spec := &session.Spec{Jail: j, StoreDir: st.Dir, Name: sessionName, User: user, RunDir: runDir()}
+	if j.Tarball != "" {
+		return spec, nil // unpacked by Begin
+	}
 	if j.Image != "" {
 		img, err := st.Resolve(j.Image)
 		if err != nil {
