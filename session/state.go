@@ -86,10 +86,26 @@ func readState(dir string) (*State, error) {
 }
 
 // Alive reports whether the session's init still runs (the same process:
-// a reused pid has another start time).
+// a reused pid has another start time). A zombie does not: once a begin
+// has exited, the init's parent is the host's pid 1, which may take its
+// time to reap it.
 func (s *State) Alive() bool {
 	start, err := processStart(s.InitPid)
-	return err == nil && start == s.InitStart
+	return err == nil && start == s.InitStart && !processDead(s.InitPid)
+}
+
+// processDead reports whether a process is a zombie (or being reaped):
+// field 3 of /proc/PID/stat.
+func processDead(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 || i+2 >= len(data) {
+		return true
+	}
+	return data[i+2] == 'Z' || data[i+2] == 'X'
 }
 
 // processStart is a process's start time in clock ticks since boot, field
