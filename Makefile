@@ -5,7 +5,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 BIN     := bin/jailmgr
 
-.PHONY: build test fuzz e2e bench install clean
+.PHONY: build test fuzz e2e bench install install-schroot clean
 
 # Static and without cgo: the session init re-executes this binary inside
 # jails, where the host's libc may not exist.
@@ -59,6 +59,17 @@ install: build
 	$(BIN) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_jailmgr
 	$(BIN) completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/jailmgr.fish
 	$(BIN) man $(DESTDIR)$(PREFIX)/share/man/man1
+
+# schroot's command line: a "schroot" link to jailmgr, made on request and
+# never over (or in front of, on PATH) a schroot that is not jailmgr.
+install-schroot: install
+	@link=$(DESTDIR)$(PREFIX)/bin/schroot; \
+	if [ -e "$$link" ] && [ "$$(readlink "$$link")" != jailmgr ]; then \
+	  echo "$$link exists and is not jailmgr: left alone" >&2; exit 1; fi; \
+	other=$$(command -v schroot || true); \
+	if [ -n "$$other" ] && [ "$$other" != "$$link" ] && [ "$$(readlink -f "$$other")" != "$$(readlink -f $(DESTDIR)$(PREFIX)/bin/jailmgr)" ]; then \
+	  echo "schroot is installed ($$other): jailmgr will not stand in front of it" >&2; exit 1; fi; \
+	ln -sfn jailmgr "$$link" && echo "$$link -> jailmgr"
 
 clean:
 	rm -rf bin
