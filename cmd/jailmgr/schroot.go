@@ -14,6 +14,7 @@ import (
 
 	"jailmgr/conf"
 	"jailmgr/session"
+	"jailmgr/store"
 )
 
 // The schroot front end: schroot 1.6's command line, options, output and
@@ -235,8 +236,16 @@ func addJailChroots(sc *conf.SchrootConfig, jails map[string]*conf.Jail, imageRo
 // imageRoot finds the root folder of an image reference for --info, or ""
 // when the store cannot say (not there, not readable).
 func (a *app) imageRoot(c *conf.Config) func(string) string {
+	var (
+		st     *store.Store
+		err    error
+		opened bool
+	)
 	return func(ref string) string {
-		st, err := a.openStore(c)
+		if !opened {
+			st, err = a.openStore(c) // once, however many image jails
+			opened = true
+		}
 		if err != nil {
 			return ""
 		}
