@@ -136,6 +136,11 @@ func (c *SchrootConfig) Jail(ch *Chroot) (*Jail, []*SchrootError, error) {
 	}
 	j.Mounts = []string{"proc", "dev"}
 	j.Shell = ch.Shell
+	// schroot shares the host's host name; builds that look it up in the
+	// copied /etc/hosts find it there.
+	if h, err := os.Hostname(); err == nil && validHostname(h) {
+		j.Hostname = h
+	}
 	if ch.PreserveEnvironment {
 		j.Environment = "preserve"
 	}
