@@ -18,17 +18,21 @@ import (
 func TestMain(m *testing.M) {
 	// The host's /etc/schroot must not leak into the tests: unless a test
 	// names a schroot configuration, there is none.
+	var noSchroot string
 	if os.Getenv("JAILMGR_SCHROOT_DIR") == "" {
-		dir, err := os.MkdirTemp("", "jailmgr-no-schroot-")
-		if err != nil {
+		var err error
+		if noSchroot, err = os.MkdirTemp("", "jailmgr-no-schroot-"); err != nil {
 			panic(err)
 		}
-		os.Setenv("JAILMGR_SCHROOT_DIR", dir)
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
+		os.Setenv("JAILMGR_SCHROOT_DIR", noSchroot)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, d := range []string{noSchroot, e2eDir} {
+		if d != "" {
+			os.RemoveAll(d)
+		}
+	}
+	os.Exit(code)
 }
 
 // fixture is the schroot configuration of the golden tests; the golden
