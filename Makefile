@@ -40,20 +40,11 @@ bench: build
 
 # SETUID=1 installs jailmgr setuid root, as schroot is, so that users open
 # sessions in the jails the configuration grants them (see README, "The
-# privilege model"). SCHROOT=1 adds a 'schroot' symlink to it beside it,
-# unless a schroot is already installed.
+# privilege model").
 SETUID ?= 0
-SCHROOT ?= 0
 
 install: build
 	install -D -m $(if $(filter 1,$(SETUID)),4755,0755) $(BIN) $(DESTDIR)$(PREFIX)/bin/jailmgr
-	@if [ "$(SCHROOT)" = 1 ]; then \
-		if command -v schroot >/dev/null 2>&1 && [ "$$(readlink -f "$$(command -v schroot)")" != "$$(readlink -f $(DESTDIR)$(PREFIX)/bin/jailmgr)" ]; then \
-			echo "make install: schroot is installed at $$(command -v schroot): not replacing it with a symlink to jailmgr"; \
-		else \
-			ln -sfn jailmgr $(DESTDIR)$(PREFIX)/bin/schroot && echo "installed $(DESTDIR)$(PREFIX)/bin/schroot -> jailmgr"; \
-		fi; \
-	fi
 	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d $(DESTDIR)$(PREFIX)/share/man/man1
 	$(BIN) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/jailmgr
 	$(BIN) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_jailmgr
