@@ -116,7 +116,13 @@ func (r *Root) WriteEntry(hdr *tar.Header, body io.Reader, o Options) error {
 
 func (r *Root) write(pfd int, name, base string, hdr *tar.Header, body io.Reader, o Options) error {
 	perm := uint32(hdr.Mode) & 0o7777
-	mtime := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
+	mt := hdr.ModTime
+	if mt.IsZero() {
+		// No time given (a node jailmgr makes itself): the epoch, not the
+		// year 1, which UnixNano cannot hold.
+		mt = time.Unix(0, 0)
+	}
+	mtime := []unix.Timespec{unix.NsecToTimespec(mt.UnixNano()), unix.NsecToTimespec(mt.UnixNano())}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		err := unix.Mkdirat(pfd, base, 0o700)
