@@ -544,6 +544,123 @@ check_repro() {
 	return "$rc"
 }
 
+# fetch_source MIRROR SUITE PKG DIR: downloads a source package (.dsc and
+# the files it lists) from the mirror's Sources index into DIR, each file
+# checked against the index's SHA256; prints the .dsc path.
+fetch_source() {
+	local mirror=$1 suite=$2 pkg=$3 dir=$4 stanza pooldir f sum size name
+	download "$mirror/dists/$suite/main/source/Sources.xz" "$dir/Sources.xz" || return 1
+	stanza=$(xz -dc "$dir/Sources.xz" | awk -v p="$pkg" 'BEGIN{RS=""} $0 ~ "(^|\n)Package: " p "\n" {print; exit}')
+	[[ -n $stanza ]] || { log "  no source package $pkg in $suite"; return 1; }
+	pooldir=$(sed -n 's/^Directory: //p' <<<"$stanza")
+	while read -r sum size name; do
+		[[ -n $name ]] || continue
+		download "$mirror/$pooldir/$name" "$dir/$name" || return 1
+		[[ $(sha256sum "$dir/$name" | cut -d' ' -f1) == "$sum" ]] || { log "  $name: SHA256 mismatch"; return 1; }
+		[[ $name == *.dsc ]] && f=$dir/$name
+	done < <(awk '/^Checksums-Sha256:/{on=1; next} /^[^ ]/{on=0} on' <<<"$stanza")
+	[[ -n ${f:-} ]] && echo "$f"
+}
+
+# check_sbuild STORE REF SUITE MIRROR: sbuild, Debian's package builder, in its
+# schroot mode, with jailmgr installed setuid as 'schroot' and schroot itself
+# absent, builds the hello source package twice as a user of the sbuild
+# group, on a chroot that sbuild-createchroot --setup-only defined (a
+# directory exported from the image, overlay union); the second build starts
+# from a clean root.
+check_sbuild() {
+	local store=$1 ref=$2 suite=$3 mirror=$4 rc=0 work chroot name conf user=jailmgr-e2e-builder
+	if command -v schroot >/dev/null 2>&1 && ! [[ $(readlink -f "$(command -v schroot)") == */jailmgr* ]]; then
+		log "  schroot itself is installed: this check runs without it (apt-get purge schroot)"
+		return 1
+	fi
+	ensure_tools sbuild:sbuild
+	work=$(mktemp -d /srv/jailmgr-e2e-sbuild.XXXXXX)
+	chmod 755 "$work"
+	# sbuild-createchroot writes its chroot definition where schroot reads
+	# it, if that folder exists: a host that has jailmgr as schroot makes it.
+	local made_chroot_d=
+	[[ -d /etc/schroot/chroot.d ]] || { mkdir -p /etc/schroot/chroot.d && made_chroot_d=1; }
+	# shellcheck disable=SC2064
+	trap "sbuild_cleanup '$work' '$made_chroot_d'; safe_rm '$CASE_STORE'" EXIT
+	name=$suite-$(dpkg --print-architecture)-jailmgr-e2e
+	chroot=$work/$name
+	mkdir "$chroot" "$work/bin" "$work/build"
+	# The chroot folder, as sbuild-createchroot would have made it with
+	# debootstrap: here from the image, through its export.
+	"$JM" --store "$store" image export "$ref" -o "$work/image.tar.zst" -q || { log "  image export $ref failed"; return 1; }
+	tar --zstd -xpf "$work/image.tar.zst" -C "$chroot" || { log "  unpacking the export failed"; return 1; }
+	rm -f "$work/image.tar.zst"
+	# jailmgr as schroot, setuid root as schroot is, where sbuild looks for it
+	# (sbuild clears the environment, so execvp's default path, /bin:/usr/bin),
+	# as 'make install-schroot PREFIX=/usr SETUID=1' does.
+	[[ -e /usr/bin/schroot ]] && { log "  /usr/bin/schroot exists: not replacing it"; return 1; }
+	install -m 4755 "$JM" "$work/bin/jailmgr"
+	ln -s "$work/bin/jailmgr" /usr/bin/schroot
+	local path=/usr/local/bin:$PATH
+	if ! getent passwd "$user" >/dev/null; then
+		useradd -m "$user"
+		# shellcheck disable=SC2064
+		trap "sbuild_cleanup '$work' '$made_chroot_d'; userdel -r '$user' 2>/dev/null; safe_rm '$CASE_STORE'" EXIT
+	fi
+	sbuild-adduser "$user" >/dev/null 2>&1 || { log "  sbuild-adduser $user failed"; return 1; }
+	if ! PATH=$path sbuild-createchroot --setup-only "$suite" "$chroot" "$mirror" >"$work/createchroot.log" 2>&1; then
+		log "  sbuild-createchroot --setup-only failed:"
+		tail -n 20 "$work/createchroot.log" | indent
+		return 1
+	fi
+	conf=$(grep -l "^directory=$chroot\$" /etc/schroot/chroot.d/* 2>/dev/null | head -n1)
+	[[ -n $conf ]] || { log "  sbuild-createchroot wrote no chroot definition naming $chroot"; return 1; }
+	# sbuild-createchroot writes union-type=overlay when 'modprobe overlay'
+	# works; on a kernel with overlay built in and no modules folder (this
+	# CI's VMs) modprobe fails and it writes none: say so and set overlay.
+	if grep -q '^union-type=none$' "$conf" && grep -qw overlay /proc/filesystems; then
+		log "  (sbuild-createchroot could not run modprobe overlay here, and wrote union-type=none: set to overlay)"
+		sed -i 's/^union-type=none$/union-type=overlay/' "$conf"
+	fi
+	grep -q '^union-type=overlay$' "$conf" || { log "  the chroot definition has no overlay union: $(cat "$conf")"; rc=1; }
+	local dsc
+	dsc=$(fetch_source "$mirror" "$suite" hello "$work/build") || { log "  could not fetch the hello source package"; return 1; }
+	chown -R "$user:" "$work/build"
+	local chrootname
+	chrootname=$(sed -n 's/^\[\(.*\)\]$/\1/p' "$conf" | head -n1)
+	local i marker=/jailmgr-e2e-dirty
+	for i in 1 2; do
+		local setup="touch $marker"
+		[[ $i == 2 ]] && setup="test ! -e $marker"
+		if ! (cd "$work/build" && runuser -u "$user" -- env PATH="$path" HOME="/home/$user" \
+			sbuild --chroot-mode=schroot -c "$chrootname" -d "$suite" --no-run-lintian --no-run-autopkgtest --no-run-piuparts \
+			--chroot-setup-commands="$setup" "$dsc" >"$work/sbuild-$i.log" 2>&1); then
+			log "  sbuild build $i failed; the end of its log:"
+			tail -n 40 "$work/sbuild-$i.log" | indent
+			rc=1
+			break
+		fi
+		ls "$work/build"/hello_*.deb >/dev/null 2>&1 || { log "  build $i made no hello .deb"; rc=1; }
+	done
+	[[ -e $chroot$marker ]] && { log "  a session's change reached the chroot folder"; rc=1; }
+	[[ -z $(PATH=$path runuser -u "$user" -- schroot --list --all-sessions 2>/dev/null) ]] || { log "  sessions survive the builds"; rc=1; }
+	return "$rc"
+}
+
+# sbuild_cleanup WORK MADE_CHROOT_D: removes what check_sbuild made outside
+# its folder: the chroot definition, and the chroot.d folder if it made it.
+sbuild_cleanup() {
+	local work=$1 made=$2 f
+	for f in /etc/schroot/chroot.d/*; do
+		[[ -f $f ]] && grep -q "^directory=$work/" "$f" && rm -f "$f"
+	done
+	if [[ -n $made ]]; then
+		rmdir /etc/schroot/chroot.d /etc/schroot 2>/dev/null || true
+	fi
+	[[ $(readlink /usr/bin/schroot 2>/dev/null) == "$work/bin/jailmgr" ]] && rm -f /usr/bin/schroot
+	# sbuild-createchroot also links the folder for sbuild's sudo mode.
+	for f in /etc/sbuild/chroot/*; do
+		[[ -L $f && $(readlink "$f") == "$work"/* ]] && rm -f "$f"
+	done
+	safe_rm "$work"
+}
+
 # check_session STORE REF ROOTFS: a throwaway session of the image runs in new
 # namespaces, apt-get installs hello inside it, and none of it reaches the image.
 check_session() {
@@ -648,6 +765,9 @@ run_case() {
 	"$JM" --store "$store/s" image verify "$ref" >/dev/null && log "  h. image verify: the tree matches its index and dpkg's md5sums" || failed+=(h:verify)
 	check_apt "$rootfs" && log "  c. apt-get check, update, install hello: ok; hello runs" || failed+=(c:apt)
 	check_session "$store/s" "$ref" "$rootfs" && log "  e. session: new namespaces, no way out for root, apt-get install hello works, the image untouched" || failed+=(e:session)
+	if [[ $suite:$variant == bookworm:buildd ]]; then
+		check_sbuild "$store/s" "$ref" "$suite" "$mirror" && log "  i. sbuild: hello built twice through jailmgr as schroot (setuid, non-root builder), clean root each time" || failed+=(i:sbuild)
+	fi
 	if [[ $suite:$variant == bookworm:minbase ]]; then
 		check_repro "$store/s" "$name" "$suite" "$variant" "$mirror" "$keyring" && log "  k. reproducible: a second bootstrap with the same SOURCE_DATE_EPOCH exports to the same bytes" || failed+=(k:reproducible)
 		check_export "$store/s" "$ref" && log "  j. export: skopeo and umoci take the OCI export; importing either export gives the same files and packages" || failed+=(j:export)
