@@ -422,3 +422,78 @@ func TestSchrootSessionOwner(t *testing.T) {
 	}
 	h.schrootOK("-e", "-c", id) // root may end anyone's session
 }
+
+// TestSchrootLoginShell: with no command, schroot opens the user's login
+// shell in the chroot (argv[0] starting with '-'), which reads its
+// commands from stdin here, and its exit status is schroot's.
+func TestSchrootLoginShell(t *testing.T) {
+	h := newE2E(t)
+	r := h.run([]byte("echo \"shell=$0 home=$HOME\"; exit 7\n"), nil, "-c", "e2e")
+	if r.code != 7 || !regexp.MustCompile(`^shell=-\S*sh home=/root\n$`).MatchString(r.stdout) {
+		t.Errorf("schroot -c e2e with no command: %+v; want a login shell's output and exit 7", r)
+	}
+	if states, _ := session.List(h.runDir); len(states) != 0 {
+		t.Errorf("the login shell's session was left open: %d sessions", len(states))
+	}
+}
+
+// TestSchrootKilledMidRun kills, mid-run, first the schroot process that
+// runs a command, then the command's own processes, and ends the session:
+// no mount, cgroup or state of it is left.
+func TestSchrootKilledMidRun(t *testing.T) {
+	h := newE2E(t)
+	id := strings.TrimSpace(h.schrootOK("-b", "-c", "e2e", "-n", "e2e-killed"))
+	st, err := session.Get(h.runDir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, victim := range []string{"client", "command"} {
+		cmd := h.cmd(nil, "-r", "-c", id, "--", "sh", "-c", "echo started; exec sleep 300")
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 8)
+		if n, _ := out.Read(buf); string(buf[:n]) != "started\n" {
+			t.Fatalf("%s: the command did not start: %q", victim, buf[:n])
+		}
+		if victim == "client" {
+			cmd.Process.Kill()
+		} else {
+			// The session's own processes, seen from the host: the
+			// children of its init, whichever of its threads started them.
+			files, _ := filepath.Glob(filepath.Join("/proc", strconv.Itoa(st.InitPid), "task", "*", "children"))
+			killed := 0
+			for _, f := range files {
+				procs, _ := os.ReadFile(f)
+				for _, p := range strings.Fields(string(procs)) {
+					pid, _ := strconv.Atoi(p)
+					if syscall.Kill(pid, syscall.SIGKILL) == nil {
+						killed++
+					}
+				}
+			}
+			if killed == 0 {
+				t.Fatal("found no process of the session to kill")
+			}
+		}
+		cmd.Wait()
+	}
+	h.schrootOK("-e", "-c", id)
+	if n := mountsBelow(h.runDir); n != 0 {
+		t.Errorf("%d mounts left below the run dir", n)
+	}
+	if _, err := os.Stat(st.Dir); !os.IsNotExist(err) {
+		t.Errorf("the session's state folder %s is left: %v", st.Dir, err)
+	}
+	left, _ := filepath.Glob("/sys/fs/cgroup/*/" + st.Cgroup)
+	if _, err := os.Stat("/sys/fs/cgroup/" + st.Cgroup); err == nil {
+		left = append(left, "/sys/fs/cgroup/"+st.Cgroup)
+	}
+	if len(left) > 0 {
+		t.Errorf("the session's cgroups are left: %v", left)
+	}
+	if st.Cgroup == "" {
+		t.Error("the session's state names no cgroup: the check above proves nothing")
+	}
+}
