@@ -82,27 +82,12 @@ func TestKillAnywhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	self, _ := os.Executable()
 	committed := 0
 	// The last run is not killed: it must commit.
 	for _, delay := range []time.Duration{0, 5, 20, 50, 100, 200, 350, 500, 800, 1200, 1800, 2500, 3500, 5000, 7000, -1} {
 		delay *= time.Millisecond
-		cmd := exec.Command(self, "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if delay >= 0 {
-			time.Sleep(delay)
-			cmd.Process.Signal(syscall.SIGKILL)
-		}
-		err := cmd.Wait()
-		if err == nil {
+		if !runChild(t, "bootstrap", childEnv+"="+string(spec), delay) {
 			committed++
-		} else if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-			t.Fatalf("bootstrap child failed by itself after %v: %v\n%s", delay, err, out.String())
 		}
 		// Give the namespace helper (killed through its parent-death
 		// signal) a moment to go.
@@ -144,7 +129,6 @@ func TestKillAnywhere(t *testing.T) {
 // many points: afterwards the store holds only whole versions, each of
 // which is what its index says, and no leftover survives the next Open.
 func killUpdates(t *testing.T, st *store.Store) {
-	self, _ := os.Executable()
 	imgs, err := st.Images()
 	if err != nil {
 		t.Fatal(err)
@@ -152,22 +136,8 @@ func killUpdates(t *testing.T, st *store.Store) {
 	committed := len(imgs)
 	for _, delay := range []time.Duration{0, 30, 100, 300, 600, 1000, 1500, 2200, 3000, -1} {
 		delay *= time.Millisecond
-		cmd := exec.Command(self, "-test.run=^$")
-		cmd.Env = append(os.Environ(), updateChildEnv+"="+st.Dir)
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if delay >= 0 {
-			time.Sleep(delay)
-			cmd.Process.Signal(syscall.SIGKILL)
-		}
-		err := cmd.Wait()
-		if err == nil {
+		if !runChild(t, "update", updateChildEnv+"="+st.Dir, delay) {
 			committed++
-		} else if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-			t.Fatalf("update child failed by itself after %v: %v\n%s", delay, err, out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 		if _, err := store.Open(st.Dir); err != nil {
@@ -223,4 +193,32 @@ func sameAsIndex(img *store.Image) error {
 		}
 	}
 	return nil
+}
+
+// runChild runs this test binary as a child that does what env asks, and
+// SIGKILLs it after delay (never, when delay is negative). It reports
+// whether the kill ended the child; a child that fails by itself fails
+// the test.
+func runChild(t *testing.T, what, env string, delay time.Duration) (killed bool) {
+	t.Helper()
+	self, _ := os.Executable()
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), env)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if delay >= 0 {
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGKILL)
+	}
+	err := cmd.Wait()
+	if err == nil {
+		return false
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+		t.Fatalf("%s child failed by itself after %v: %v\n%s", what, delay, err, out.String())
+	}
+	return true
 }

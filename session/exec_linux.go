@@ -73,7 +73,7 @@ func runExec() int {
 	}
 	if err != nil {
 		if notes.ExecFailed != "" {
-			fmt.Fprintf(os.Stderr, notes.ExecFailed+"\n", s.Argv[0], strerror(unix.ENOENT))
+			fmt.Fprintf(os.Stderr, notes.ExecFailed+"\n", s.Argv[0], Strerror(unix.ENOENT))
 			return status(127)
 		}
 		return fail(127, "%s: command not found", s.Argv[0])
@@ -92,7 +92,7 @@ func runExec() int {
 	}
 	err = syscall.Exec(path, s.Argv, s.Env)
 	if notes.ExecFailed != "" {
-		fmt.Fprintf(os.Stderr, notes.ExecFailed+"\n", path, strerror(err))
+		fmt.Fprintf(os.Stderr, notes.ExecFailed+"\n", path, Strerror(err))
 		return status(126)
 	}
 	return fail(126, "run %s: %v", s.Argv[0], err)
@@ -113,7 +113,7 @@ func enterDir(dir string, more []string, notes ExecNotes) error {
 			}
 			return nil
 		}
-		text := strerror(err)
+		text := Strerror(err)
 		switch {
 		case i < len(dirs)-1 && notes.DirSkipped != "":
 			fmt.Fprintf(os.Stderr, notes.DirSkipped+"\n", d, text)
@@ -129,9 +129,9 @@ func enterDir(dir string, more []string, notes ExecNotes) error {
 	return nil
 }
 
-// strerror is an error as C's strerror words it ("No such file or
+// Strerror is an error as C's strerror words it ("No such file or
 // directory"), which tools that mimic C programs print.
-func strerror(err error) string {
+func Strerror(err error) string {
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
 		err = errno

@@ -111,6 +111,27 @@ func statEntry(p, rel string) (Entry, error) {
 // entryOf describes the path p, whose lstat is st, as an index entry
 // (without its hash).
 func entryOf(p, rel string, st *unix.Stat_t) (Entry, error) {
+	e := entryFromStat(rel, st)
+	switch e.Type {
+	case TypeSymlink:
+		link, err := os.Readlink(p)
+		if err != nil {
+			return Entry{}, err
+		}
+		e.Link = link
+	default:
+		x, err := readXattrs(p)
+		if err != nil {
+			return Entry{}, err
+		}
+		e.Xattrs = x
+	}
+	return e, nil
+}
+
+// entryFromStat is what a stat says of the entry at rel: all but its link
+// target, xattrs and hash.
+func entryFromStat(rel string, st *unix.Stat_t) Entry {
 	e := Entry{Path: rel, Mode: st.Mode & 0o7777, UID: int(st.Uid), GID: int(st.Gid), MTime: st.Mtim.Nano()}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
@@ -119,30 +140,16 @@ func entryOf(p, rel string, st *unix.Stat_t) (Entry, error) {
 		e.Type, e.Size = TypeFile, st.Size
 	case unix.S_IFLNK:
 		e.Type = TypeSymlink
-		link, err := os.Readlink(p)
-		if err != nil {
-			return Entry{}, err
-		}
-		e.Link = link
-	case unix.S_IFCHR, unix.S_IFBLK:
-		e.Type = TypeChar
-		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
-			e.Type = TypeBlock
-		}
-		e.Major, e.Minor = unix.Major(st.Rdev), unix.Minor(st.Rdev)
+	case unix.S_IFCHR:
+		e.Type, e.Major, e.Minor = TypeChar, unix.Major(st.Rdev), unix.Minor(st.Rdev)
+	case unix.S_IFBLK:
+		e.Type, e.Major, e.Minor = TypeBlock, unix.Major(st.Rdev), unix.Minor(st.Rdev)
 	case unix.S_IFIFO:
 		e.Type = TypeFifo
 	case unix.S_IFSOCK:
 		e.Type = TypeSocket
 	}
-	if e.Type != TypeSymlink {
-		x, err := readXattrs(p)
-		if err != nil {
-			return Entry{}, err
-		}
-		e.Xattrs = x
-	}
-	return e, nil
+	return e
 }
 
 // readXattrs returns a path's extended attributes that an image carries

@@ -255,25 +255,11 @@ func walkDir(fd int, rel string, out *[]Entry) error {
 		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("stat /%s: %w", p, err)
 		}
-		e := Entry{Path: p, Mode: st.Mode & 0o7777, UID: int(st.Uid), GID: int(st.Gid), MTime: st.Mtim.Nano()}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			e.Type = TypeDir
-		case unix.S_IFREG:
-			e.Type, e.Size = TypeFile, st.Size
-		case unix.S_IFLNK:
-			e.Type = TypeSymlink
+		e := entryFromStat(p, &st)
+		if e.Type == TypeSymlink {
 			if e.Link, err = readlinkAt(fd, name); err != nil {
 				return fmt.Errorf("read link /%s: %w", p, err)
 			}
-		case unix.S_IFCHR:
-			e.Type, e.Major, e.Minor = TypeChar, unix.Major(st.Rdev), unix.Minor(st.Rdev)
-		case unix.S_IFBLK:
-			e.Type, e.Major, e.Minor = TypeBlock, unix.Major(st.Rdev), unix.Minor(st.Rdev)
-		case unix.S_IFIFO:
-			e.Type = TypeFifo
-		case unix.S_IFSOCK:
-			e.Type = TypeSocket
 		}
 		if e.Type != TypeSymlink {
 			// The folder's descriptor stands for its path; only the last

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -459,26 +458,13 @@ func (s *schroot) loginShell(st *session.State, ch *conf.Chroot, target session.
 		if _, err := root.Stat(strings.TrimPrefix(filepath.Clean(sh), "/")); err == nil {
 			break
 		} else {
-			s.warn(fmt.Sprintf("Shell ‘%s’ not available: %s: Failed to stat file: %s", sh, sh, strerror(err)), "")
+			s.warn(fmt.Sprintf("Shell ‘%s’ not available: %s: Failed to stat file: %s", sh, sh, session.Strerror(err)), "")
 		}
 	}
 	if shell != shells[0] {
 		s.warn(fmt.Sprintf("Falling back to shell ‘%s’", shell), "")
 	}
 	return shell
-}
-
-// strerror is an error as C's strerror words it.
-func strerror(err error) string {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		err = errno
-	}
-	t := err.Error()
-	if t == "" {
-		return t
-	}
-	return strings.ToUpper(t[:1]) + t[1:]
 }
 
 // uuid is a random (version 4) UUID, as schroot names its sessions.
