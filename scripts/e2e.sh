@@ -345,13 +345,20 @@ check_audit() {
 # check_apt ROOTFS: apt-get check, then update, install hello and run it with
 # /dev and /proc mounted (unmounted again before returning).
 check_apt() {
-	local rootfs=$1 out rc=0
+	local image=$1 out rc=0 ov rootfs
+	# A plain chroot, as debootstrap's users use one, over an overlay of
+	# the image: a committed image is never written to (export checks).
+	ov=$(mktemp -d "$CASE_STORE/apt-check.XXXXXX")
+	mkdir "$ov/upper" "$ov/work" "$ov/root"
+	mount -t overlay overlay -o "lowerdir=$image,upperdir=$ov/upper,workdir=$ov/work" "$ov/root"
+	rootfs=$ov/root
 	if ! out=$(in_root "$rootfs" apt-get check 2>&1); then
 		log "  apt-get check failed:"
 		indent <<<"$out"
+		umount "$rootfs"
 		return 1
 	fi
-	# Name resolution inside the chroot: the image is a throwaway copy.
+	# Name resolution inside the chroot.
 	cp --remove-destination /etc/resolv.conf "$rootfs/etc/resolv.conf"
 	mount --rbind /dev "$rootfs/dev"
 	mount --make-rslave "$rootfs/dev"
@@ -367,6 +374,7 @@ check_apt() {
 		rc=1
 	fi
 	unmount_all "$rootfs"
+	safe_rm "$ov"
 	return "$rc"
 }
 
