@@ -49,7 +49,8 @@ install: build
 	$(BIN) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/jailmgr
 	$(BIN) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_jailmgr
 	$(BIN) completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/jailmgr.fish
-	$(BIN) man $(DESTDIR)$(PREFIX)/share/man/man1
+	CGO_ENABLED=0 $(GO) build -trimpath -tags man -o bin/jailmgr-man ./cmd/jailmgr
+	bin/jailmgr-man man $(DESTDIR)$(PREFIX)/share/man/man1
 
 # schroot's command line: a "schroot" link to jailmgr, made on request and
 # never over (or in front of, on PATH) a schroot that is not jailmgr.

@@ -1,3 +1,5 @@
+//go:build man
+
 package main
 
 import (
@@ -8,8 +10,14 @@ import (
 	"github.com/spf13/cobra/doc"
 )
 
-// manCmd writes man pages for every command into a folder ('make install'
-// uses it); hidden because users read the pages, not make them.
+// The man page writer is built only with the "man" tag ('make install'
+// builds bin/jailmgr-man for it): cobra/doc brings a markdown renderer whose
+// package initialisation every jailmgr process, session helpers included,
+// would otherwise pay at start.
+func init() { extraCommands = append(extraCommands, (*app).manCmd) }
+
+// manCmd writes man pages for every command into a folder; hidden because
+// users read the pages, not make them.
 func (a *app) manCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:    "man DIR",

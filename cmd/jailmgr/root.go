@@ -32,6 +32,9 @@ type app struct {
 	now func() time.Time
 }
 
+// extraCommands are commands that only some builds have (see man.go).
+var extraCommands []func(*app) *cobra.Command
+
 // usageError marks errors in the command line (exit status 2).
 type usageError struct{ err error }
 
@@ -135,7 +138,10 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.StringVar(&a.storeDir, "store", storeDefault, "image store `DIR` (env JAILMGR_STORE; default "+store.DefaultDir+", or store= in the config)")
 	pf.StringVar(&a.configPath, "config", configDefault, "configuration `FILE` (env JAILMGR_CONFIG); *.conf in jailmgr.d beside it are read too")
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors and results")
-	cmd.AddCommand(a.bootstrapCmd(), a.imageCmd(), a.configCmd(), a.jailCmd(), a.runCmd(), a.shellCmd(), a.sessionCmd(), a.schrootCmd(), a.doctorCmd(), a.manCmd())
+	cmd.AddCommand(a.bootstrapCmd(), a.imageCmd(), a.configCmd(), a.jailCmd(), a.runCmd(), a.shellCmd(), a.sessionCmd(), a.schrootCmd(), a.doctorCmd())
+	for _, c := range extraCommands {
+		cmd.AddCommand(c(a))
+	}
 	return cmd
 }
 
