@@ -138,6 +138,11 @@ func (s *Store) Import(ctx context.Context, file string, o ImportOptions) (img *
 			return nil, err
 		}
 	}
+	if u.check {
+		// Every entry was written and checked against the carried index,
+		// content hashes included, and finish found none missing.
+		stg.index = u.carried
+	}
 	img, err = stg.Commit(name, m)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", file, err)

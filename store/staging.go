@@ -20,6 +20,10 @@ type Staging struct {
 	store *Store
 	lock  *os.File
 	cache *os.File // shared cache lock: gc leaves the package cache alone
+	// index, when set, is the tree's index, already known entry by entry
+	// (an import checked every entry against the one it carries): Commit
+	// need not read the whole tree again to make it.
+	index []Entry
 	// Shared is, after Commit, how many bytes of the new version are hard
 	// links to the version before it.
 	Shared int64
@@ -79,9 +83,12 @@ func (st *Staging) Commit(name string, m *Manifest) (*Image, error) {
 	}
 	// Index the tree and share unchanged files with the newest version
 	// before taking the lock: both read the whole tree.
-	entries, err := BuildIndex(st.Root())
-	if err != nil {
-		return nil, err
+	entries := st.index
+	if entries == nil {
+		var err error
+		if entries, err = BuildIndex(st.Root()); err != nil {
+			return nil, err
+		}
 	}
 	if prev, err := st.store.Resolve(name); err == nil {
 		st.Shared = shareWith(st.Root(), entries, prev)
