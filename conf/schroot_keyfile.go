@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // schroot's key file syntax, and how schroot 1.6 reads a chroot from a
@@ -92,9 +93,12 @@ func personalityNames() string {
 // userDataKey is schroot's rule for keys of its own that a chroot may
 // carry (setup.fstab, build.jobs): namespaced, and not one of the names its
 // setup scripts reserve.
+// Both are compiled on first use, not by every jailmgr process at start.
 var (
-	userDataKey      = regexp.MustCompile(`^([a-z][a-z0-9]*\.)+[a-z][a-z0-9-]*$`)
-	reservedDataKeys = regexp.MustCompile(`^(((auth|chroot|host|libexec|mount|session|status|sysconf)\..*)|setup.data.dir)$`)
+	userDataKey      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([a-z][a-z0-9]*\.)+[a-z][a-z0-9-]*$`) })
+	reservedDataKeys = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(((auth|chroot|host|libexec|mount|session|status|sysconf)\..*)|setup.data.dir)$`)
+	})
 )
 
 // splitList is schroot's list parsing: split on commas, empty items
@@ -348,7 +352,7 @@ func buildChroot(file string, g *keyfileGroup) (*Chroot, []*SchrootError, error)
 	}
 	sort.Slice(rest, func(i, j int) bool { return rest[i].Name < rest[j].Name })
 	for _, k := range rest {
-		if !userDataKey.MatchString(k.Name) || reservedDataKeys.MatchString(k.Name) {
+		if !userDataKey().MatchString(k.Name) || reservedDataKeys().MatchString(k.Name) {
 			warns = append(warns, &SchrootError{File: file, Line: k.Line, Group: g.name, Key: k.Name,
 				What: fmt.Sprintf("Configuration key name ‘%s’ is not a permitted name.", k.Name)})
 			continue

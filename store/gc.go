@@ -6,8 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -35,8 +35,20 @@ type GCReport struct {
 	Freed        int64    `json:"freed"`         // bytes of disk given back
 }
 
-// debName matches what the package cache holds: <sha256>.deb.
-var debName = regexp.MustCompile(`^[0-9a-f]{64}\.deb$`)
+// isDebName tells what the package cache holds, <sha256>.deb, from
+// anything else.
+func isDebName(name string) bool {
+	sum, ok := strings.CutSuffix(name, ".deb")
+	if !ok || len(sum) != 64 {
+		return false
+	}
+	for _, c := range sum {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // GC removes old versions, staging leftovers and cache entries no image
 // references. It holds the store lock throughout, so no commit or removal
@@ -133,7 +145,7 @@ func (s *Store) GC(o GCOptions) (*GCReport, error) {
 			return rep, fmt.Errorf("gc: %w", err)
 		}
 		for _, e := range ents {
-			if !debName.MatchString(e.Name()) || wanted[e.Name()] {
+			if !isDebName(e.Name()) || wanted[e.Name()] {
 				continue
 			}
 			if !o.DryRun {

@@ -18,9 +18,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
-	digest "github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Keys that jailmgr adds to an OCI export. The manifest label carries the
@@ -56,8 +53,8 @@ func writeOCI(f *os.File, tw *treeWriter, img *Image, entries []Entry, rawManife
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
 	outer := tar.NewWriter(bw)
-	layout, _ := json.Marshal(v1.ImageLayout{Version: v1.ImageLayoutVersion})
-	if err := writeBlobEntry(outer, v1.ImageLayoutFile, layout, mtime); err != nil {
+	layout, _ := json.Marshal(OCILayout{Version: ImageLayoutVersion})
+	if err := writeBlobEntry(outer, ImageLayoutFile, layout, mtime); err != nil {
 		return err
 	}
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
@@ -103,7 +100,7 @@ func writeOCI(f *os.File, tw *treeWriter, img *Image, entries []Entry, rawManife
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	layer := v1.Descriptor{MediaType: v1.MediaTypeImageLayerGzip, Digest: sum(compressed.h), Size: compressed.n}
+	layer := OCIDescriptor{MediaType: MediaTypeImageLayerGzip, Digest: sum(compressed.h), Size: compressed.n}
 	hdr, err := blobHeader(layer, mtime)
 	if err != nil {
 		return err
@@ -118,16 +115,16 @@ func writeOCI(f *os.File, tw *treeWriter, img *Image, entries []Entry, rawManife
 	if !created.IsZero() {
 		createdp = &created
 	}
-	config := v1.Image{
-		Created:  createdp,
-		Platform: platform,
-		Config: v1.ImageConfig{
+	config := OCIImage{
+		Created:     createdp,
+		OCIPlatform: platform,
+		Config: OCIImageConfig{
 			Env:    []string{defaultPath},
 			Cmd:    []string{defaultShell(entries)},
 			Labels: map[string]string{LabelManifest: string(rawManifest)},
 		},
-		RootFS: v1.RootFS{Type: "layers", DiffIDs: []digest.Digest{sum(diffID)}},
-		History: []v1.History{{Created: createdp, CreatedBy: "jailmgr image export " + img.Ref(),
+		RootFS: OCIRootFS{Type: "layers", DiffIDs: []Digest{sum(diffID)}},
+		History: []OCIHistory{{Created: createdp, CreatedBy: "jailmgr image export " + img.Ref(),
 			Comment: strings.TrimSpace(fmt.Sprintf("%s %s %s", img.Manifest.Distribution, img.Manifest.Suite, img.Manifest.Variant))}},
 	}
 	configJSON, err := json.Marshal(config)
@@ -136,9 +133,9 @@ func writeOCI(f *os.File, tw *treeWriter, img *Image, entries []Entry, rawManife
 	}
 	m := img.Manifest
 	ann := map[string]string{
-		v1.AnnotationTitle:       img.Name,
-		v1.AnnotationVersion:     strconv.Itoa(img.Version),
-		v1.AnnotationDescription: strings.Join(strings.Fields(fmt.Sprintf("%s %s %s %s image built by jailmgr", m.Distribution, m.Suite, m.Variant, m.Arch)), " "),
+		AnnotationTitle:          img.Name,
+		AnnotationVersion:        strconv.Itoa(img.Version),
+		AnnotationDescription:    strings.Join(strings.Fields(fmt.Sprintf("%s %s %s %s image built by jailmgr", m.Distribution, m.Suite, m.Variant, m.Arch)), " "),
 		AnnotationManifestSHA256: hex.EncodeToString(sha256Sum(rawManifest)),
 	}
 	for k, v := range map[string]string{AnnotationSuite: m.Suite, AnnotationVariant: m.Variant, AnnotationDistribution: m.Distribution} {
@@ -147,23 +144,23 @@ func writeOCI(f *os.File, tw *treeWriter, img *Image, entries []Entry, rawManife
 		}
 	}
 	if createdp != nil {
-		ann[v1.AnnotationCreated] = created.UTC().Format(time.RFC3339)
+		ann[AnnotationCreated] = created.UTC().Format(time.RFC3339)
 	}
-	manifest := v1.Manifest{
-		Versioned:   specs.Versioned{SchemaVersion: 2},
-		MediaType:   v1.MediaTypeImageManifest,
-		Config:      descriptor(v1.MediaTypeImageConfig, configJSON),
-		Layers:      []v1.Descriptor{layer},
-		Annotations: ann,
+	manifest := OCIManifest{
+		SchemaVersion: 2,
+		MediaType:     MediaTypeImageManifest,
+		Config:        descriptor(MediaTypeImageConfig, configJSON),
+		Layers:        []OCIDescriptor{layer},
+		Annotations:   ann,
 	}
 	manifestJSON, err := json.Marshal(manifest)
 	if err != nil {
 		return fmt.Errorf("encode OCI manifest: %w", err)
 	}
-	md := descriptor(v1.MediaTypeImageManifest, manifestJSON)
+	md := descriptor(MediaTypeImageManifest, manifestJSON)
 	md.Platform = &platform
-	md.Annotations = map[string]string{v1.AnnotationRefName: strconv.Itoa(img.Version)}
-	index, err := json.Marshal(v1.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageIndex, Manifests: []v1.Descriptor{md}})
+	md.Annotations = map[string]string{AnnotationRefName: strconv.Itoa(img.Version)}
+	index, err := json.Marshal(OCIIndex{SchemaVersion: 2, MediaType: MediaTypeImageIndex, Manifests: []OCIDescriptor{md}})
 	if err != nil {
 		return fmt.Errorf("encode OCI index: %w", err)
 	}
@@ -172,7 +169,7 @@ func writeOCI(f *os.File, tw *treeWriter, img *Image, entries []Entry, rawManife
 	for _, b := range []struct {
 		name string
 		data []byte
-	}{{blobPath(sum256(configJSON)), configJSON}, {blobPath(md.Digest), manifestJSON}, {v1.ImageIndexFile, index}} {
+	}{{blobPath(sum256(configJSON)), configJSON}, {blobPath(md.Digest), manifestJSON}, {ImageIndexFile, index}} {
 		if err := writeBlobEntry(outer, b.name, b.data, mtime); err != nil {
 			return err
 		}
@@ -186,7 +183,7 @@ func writeOCI(f *os.File, tw *treeWriter, img *Image, entries []Entry, rawManife
 // blobHeader is the one 512-byte tar header of a layer blob: USTAR, or
 // GNU's base-256 size past 8 GiB (both one block, so that it fits the
 // placeholder).
-func blobHeader(d v1.Descriptor, mtime time.Time) ([]byte, error) {
+func blobHeader(d OCIDescriptor, mtime time.Time) ([]byte, error) {
 	var buf bytes.Buffer
 	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: blobPath(d.Digest), Size: d.Size, Mode: 0o644, ModTime: mtime, Format: tar.FormatUSTAR}
 	if d.Size > 077777777777 {
@@ -209,21 +206,21 @@ func writeBlobEntry(tw *tar.Writer, name string, data []byte, mtime time.Time) e
 	return err
 }
 
-func blobPath(d digest.Digest) string {
-	return path.Join(v1.ImageBlobsDir, d.Algorithm().String(), d.Encoded())
+func blobPath(d Digest) string {
+	return path.Join(ImageBlobsDir, d.Algorithm(), d.Encoded())
 }
 
-func descriptor(mediaType string, data []byte) v1.Descriptor {
-	return v1.Descriptor{MediaType: mediaType, Digest: sum256(data), Size: int64(len(data))}
+func descriptor(mediaType string, data []byte) OCIDescriptor {
+	return OCIDescriptor{MediaType: mediaType, Digest: sum256(data), Size: int64(len(data))}
 }
 
 func sha256Sum(data []byte) []byte { s := sha256.Sum256(data); return s[:] }
 
-func sum256(data []byte) digest.Digest {
-	return digest.NewDigestFromBytes(digest.SHA256, sha256Sum(data))
-}
+func sum256(data []byte) Digest { return sha256Digest(sha256Sum(data)) }
 
-func sum(h hash.Hash) digest.Digest { return digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)) }
+func sum(h hash.Hash) Digest { return sha256Digest(h.Sum(nil)) }
+
+func sha256Digest(sum []byte) Digest { return Digest("sha256:" + hex.EncodeToString(sum)) }
 
 // hashCounter hashes and counts what it passes on.
 type hashCounter struct {
@@ -240,7 +237,7 @@ func (c *hashCounter) Write(p []byte) (int, error) {
 }
 
 // debianToOCI maps Debian architecture names to OCI (Go) ones.
-var debianToOCI = map[string]v1.Platform{
+var debianToOCI = map[string]OCIPlatform{
 	"amd64":    {Architecture: "amd64"},
 	"arm64":    {Architecture: "arm64"},
 	"armhf":    {Architecture: "arm", Variant: "v7"},
@@ -255,21 +252,21 @@ var debianToOCI = map[string]v1.Platform{
 
 // ociPlatform is the OCI platform of a Debian architecture; an image
 // whose manifest names none is taken to be the host's.
-func ociPlatform(debArch string) v1.Platform {
+func ociPlatform(debArch string) OCIPlatform {
 	p, ok := debianToOCI[debArch]
 	switch {
 	case ok:
 	case debArch == "":
-		p = v1.Platform{Architecture: runtime.GOARCH}
+		p = OCIPlatform{Architecture: runtime.GOARCH}
 	default:
-		p = v1.Platform{Architecture: debArch}
+		p = OCIPlatform{Architecture: debArch}
 	}
 	p.OS = "linux"
 	return p
 }
 
 // debianArch is the Debian architecture of an OCI platform.
-func debianArch(p v1.Platform) string {
+func debianArch(p OCIPlatform) string {
 	if p.Architecture == "arm" {
 		if p.Variant == "v5" || p.Variant == "v6" {
 			return "armel"

@@ -13,8 +13,6 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	digest "github.com/opencontainers/go-digest"
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Limits on the JSON documents of an OCI layout: far above what any image
@@ -30,8 +28,8 @@ const (
 type ociArchive struct {
 	f       *os.File
 	files   map[string]section
-	layers  []v1.Descriptor
-	diffs   []digest.Digest
+	layers  []OCIDescriptor
+	diffs   []Digest
 	m       *Manifest
 	carried bool // m is the jailmgr manifest the config carries
 }
@@ -63,35 +61,35 @@ func openOCI(f *os.File, size int64) (*ociArchive, error) {
 		}
 		a.files[name] = section{off, hdr.Size}
 	}
-	if _, ok := a.files[v1.ImageLayoutFile]; !ok {
-		return nil, fmt.Errorf("%w: a tar without %s: neither a jailmgr export nor an OCI image layout", ErrFormat, v1.ImageLayoutFile)
+	if _, ok := a.files[ImageLayoutFile]; !ok {
+		return nil, fmt.Errorf("%w: a tar without %s: neither a jailmgr export nor an OCI image layout", ErrFormat, ImageLayoutFile)
 	}
-	var layout v1.ImageLayout
-	if err := a.readJSON(v1.ImageLayoutFile, maxLayoutJSON, &layout); err != nil {
+	var layout OCILayout
+	if err := a.readJSON(ImageLayoutFile, maxLayoutJSON, &layout); err != nil {
 		return nil, err
 	}
 	if !strings.HasPrefix(layout.Version, "1.") {
 		return nil, fmt.Errorf("%w: OCI layout version %q (this jailmgr reads 1.x)", ErrFormat, layout.Version)
 	}
-	var index v1.Index
-	if err := a.readJSON(v1.ImageIndexFile, maxLayoutJSON, &index); err != nil {
+	var index OCIIndex
+	if err := a.readJSON(ImageIndexFile, maxLayoutJSON, &index); err != nil {
 		return nil, err
 	}
 	if index.SchemaVersion != 2 || len(index.Manifests) != 1 {
-		return nil, fmt.Errorf("%w: %s lists %d images (schema %d); jailmgr imports a layout of exactly one", ErrFormat, v1.ImageIndexFile, len(index.Manifests), index.SchemaVersion)
+		return nil, fmt.Errorf("%w: %s lists %d images (schema %d); jailmgr imports a layout of exactly one", ErrFormat, ImageIndexFile, len(index.Manifests), index.SchemaVersion)
 	}
 	md := index.Manifests[0]
-	if md.MediaType != v1.MediaTypeImageManifest {
-		return nil, fmt.Errorf("%w: %s names a %q; jailmgr imports an OCI image manifest", ErrFormat, v1.ImageIndexFile, md.MediaType)
+	if md.MediaType != MediaTypeImageManifest {
+		return nil, fmt.Errorf("%w: %s names a %q; jailmgr imports an OCI image manifest", ErrFormat, ImageIndexFile, md.MediaType)
 	}
-	var manifest v1.Manifest
+	var manifest OCIManifest
 	if err := a.readBlob("manifest", md, maxLayoutJSON, &manifest); err != nil {
 		return nil, err
 	}
-	if manifest.SchemaVersion != 2 || manifest.Config.MediaType != v1.MediaTypeImageConfig {
+	if manifest.SchemaVersion != 2 || manifest.Config.MediaType != MediaTypeImageConfig {
 		return nil, fmt.Errorf("%w: the OCI manifest (schema %d) has a config of type %q", ErrFormat, manifest.SchemaVersion, manifest.Config.MediaType)
 	}
-	var config v1.Image
+	var config OCIImage
 	if err := a.readBlob("config", manifest.Config, maxConfigJSON, &config); err != nil {
 		return nil, err
 	}
@@ -105,12 +103,12 @@ func openOCI(f *os.File, size int64) (*ociArchive, error) {
 		if _, err := layerDecompressor(l.MediaType); err != nil {
 			return nil, err
 		}
-		if err := config.RootFS.DiffIDs[i].Validate(); err != nil || config.RootFS.DiffIDs[i].Algorithm() != digest.SHA256 {
+		if err := config.RootFS.DiffIDs[i].Validate(); err != nil {
 			return nil, fmt.Errorf("%w: diff_id %q: jailmgr checks sha256 digests", ErrDigest, config.RootFS.DiffIDs[i])
 		}
 	}
 	a.layers, a.diffs = manifest.Layers, config.RootFS.DiffIDs
-	a.m = &Manifest{Arch: debianArch(config.Platform)}
+	a.m = &Manifest{Arch: debianArch(config.OCIPlatform)}
 	if config.Created != nil {
 		a.m.Created = *config.Created
 	}
@@ -165,12 +163,9 @@ func (a *ociArchive) readJSON(name string, limit int64, v any) error {
 
 // blob opens the blob a descriptor names, after checking the digest's form
 // and the blob's size.
-func (a *ociArchive) blob(what string, d v1.Descriptor) (*io.SectionReader, error) {
+func (a *ociArchive) blob(what string, d OCIDescriptor) (*io.SectionReader, error) {
 	if err := d.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %s digest %q: %w", ErrDigest, what, d.Digest, err)
-	}
-	if d.Digest.Algorithm() != digest.SHA256 {
-		return nil, fmt.Errorf("%w: %s digest %s: jailmgr checks sha256 digests", ErrDigest, what, d.Digest)
 	}
 	r, err := a.open(blobPath(d.Digest))
 	if err != nil {
@@ -183,7 +178,7 @@ func (a *ociArchive) blob(what string, d v1.Descriptor) (*io.SectionReader, erro
 }
 
 // readBlob reads and decodes a JSON blob whose digest and size are checked.
-func (a *ociArchive) readBlob(what string, d v1.Descriptor, limit int64, v any) error {
+func (a *ociArchive) readBlob(what string, d OCIDescriptor, limit int64, v any) error {
 	r, err := a.blob(what, d)
 	if err != nil {
 		return err
@@ -259,11 +254,11 @@ func (a *ociArchive) unpack(u *unpacker) error {
 // layerDecompressor returns how to read a layer of a media type.
 func layerDecompressor(mediaType string) (func(io.Reader) (io.ReadCloser, error), error) {
 	switch mediaType {
-	case v1.MediaTypeImageLayer:
+	case MediaTypeImageLayer:
 		return func(r io.Reader) (io.ReadCloser, error) { return io.NopCloser(r), nil }, nil
-	case v1.MediaTypeImageLayerGzip, "application/vnd.docker.image.rootfs.diff.tar.gzip":
+	case MediaTypeImageLayerGzip, "application/vnd.docker.image.rootfs.diff.tar.gzip":
 		return func(r io.Reader) (io.ReadCloser, error) { return gzip.NewReader(r) }, nil
-	case v1.MediaTypeImageLayerZstd:
+	case MediaTypeImageLayerZstd:
 		return func(r io.Reader) (io.ReadCloser, error) {
 			zr, err := zstd.NewReader(r)
 			if err != nil {

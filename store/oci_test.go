@@ -16,9 +16,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
-	digest "github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"jailmgr/store/tree"
 )
@@ -43,31 +40,31 @@ func TestOCIExportLayout(t *testing.T) {
 	_, src := exportFixture(t)
 	file, _ := export(t, src, FormatOCI)
 	a := ociSections(t, file)
-	var index v1.Index
-	if err := a.readJSON(v1.ImageIndexFile, maxLayoutJSON, &index); err != nil {
+	var index OCIIndex
+	if err := a.readJSON(ImageIndexFile, maxLayoutJSON, &index); err != nil {
 		t.Fatal(err)
 	}
 	md := index.Manifests[0]
-	if md.Annotations[v1.AnnotationRefName] != "1" || md.Platform == nil || md.Platform.Architecture != "amd64" || md.Platform.OS != "linux" {
+	if md.Annotations[AnnotationRefName] != "1" || md.Platform == nil || md.Platform.Architecture != "amd64" || md.Platform.OS != "linux" {
 		t.Errorf("index.json manifest descriptor: %+v", md)
 	}
-	var m v1.Manifest
+	var m OCIManifest
 	if err := a.readBlob("manifest", md, maxLayoutJSON, &m); err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(filepath.Join(src.Dir, "manifest.json"))
 	for k, v := range map[string]string{
-		AnnotationSuite: "bookworm", AnnotationVariant: "minbase", AnnotationManifestSHA256: digest.FromBytes(raw).Encoded(),
-		v1.AnnotationCreated: "2024-05-06T07:08:09Z", v1.AnnotationTitle: "src", v1.AnnotationVersion: "1",
+		AnnotationSuite: "bookworm", AnnotationVariant: "minbase", AnnotationManifestSHA256: sum256(raw).Encoded(),
+		AnnotationCreated: "2024-05-06T07:08:09Z", AnnotationTitle: "src", AnnotationVersion: "1",
 	} {
 		if m.Annotations[k] != v {
 			t.Errorf("annotation %s = %q, want %q", k, m.Annotations[k], v)
 		}
 	}
-	if len(m.Layers) != 1 || m.Layers[0].MediaType != v1.MediaTypeImageLayerGzip {
+	if len(m.Layers) != 1 || m.Layers[0].MediaType != MediaTypeImageLayerGzip {
 		t.Errorf("layers: %+v", m.Layers)
 	}
-	var config v1.Image
+	var config OCIImage
 	if err := a.readBlob("config", m.Config, maxConfigJSON, &config); err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +125,20 @@ func TestOCIPlatform(t *testing.T) {
 	}
 }
 
+func TestDigestValidate(t *testing.T) {
+	hex64 := strings.Repeat("0123456789abcdef", 4)
+	if err := Digest("sha256:" + hex64).Validate(); err != nil {
+		t.Errorf("sha256:%s: %v", hex64, err)
+	}
+	for _, d := range []string{"", "sha256", "sha256:", ":" + hex64, "sha256:" + hex64[1:], "sha256:" + hex64 + "0",
+		"sha256:" + strings.ToUpper(hex64), "sha256:" + hex64[1:] + "g", "SHA256:" + hex64,
+		"sha512:" + hex64 + hex64, "md5:0123456789abcdef0123456789abcdef"} {
+		if err := Digest(d).Validate(); err == nil {
+			t.Errorf("%q is valid", d)
+		}
+	}
+}
+
 // tamper changes the bytes of one file of an OCI layout archive in place.
 func tamper(t *testing.T, file, name string, change func([]byte) []byte) {
 	t.Helper()
@@ -155,21 +166,21 @@ func TestImportRefusesTamperedOCI(t *testing.T) {
 	middle := func(n int) int { return n / 2 }
 	for _, c := range []struct {
 		name   string
-		blob   func(a *ociArchive, m v1.Manifest, md v1.Descriptor) string
+		blob   func(a *ociArchive, m OCIManifest, md OCIDescriptor) string
 		change func([]byte) []byte
 	}{
-		{"layer byte", func(a *ociArchive, m v1.Manifest, _ v1.Descriptor) string { return blobPath(m.Layers[0].Digest) }, flip(middle)},
-		{"layer's last byte", func(a *ociArchive, m v1.Manifest, _ v1.Descriptor) string { return blobPath(m.Layers[0].Digest) }, flip(func(n int) int { return n - 1 })},
-		{"config byte", func(a *ociArchive, m v1.Manifest, _ v1.Descriptor) string { return blobPath(m.Config.Digest) }, flip(middle)},
-		{"manifest byte", func(a *ociArchive, m v1.Manifest, md v1.Descriptor) string { return blobPath(md.Digest) }, flip(func(n int) int { return n - 3 })},
-		{"manifest size", func(a *ociArchive, m v1.Manifest, md v1.Descriptor) string { return v1.ImageIndexFile }, nil},
+		{"layer byte", func(a *ociArchive, m OCIManifest, _ OCIDescriptor) string { return blobPath(m.Layers[0].Digest) }, flip(middle)},
+		{"layer's last byte", func(a *ociArchive, m OCIManifest, _ OCIDescriptor) string { return blobPath(m.Layers[0].Digest) }, flip(func(n int) int { return n - 1 })},
+		{"config byte", func(a *ociArchive, m OCIManifest, _ OCIDescriptor) string { return blobPath(m.Config.Digest) }, flip(middle)},
+		{"manifest byte", func(a *ociArchive, m OCIManifest, md OCIDescriptor) string { return blobPath(md.Digest) }, flip(func(n int) int { return n - 3 })},
+		{"manifest size", func(a *ociArchive, m OCIManifest, md OCIDescriptor) string { return ImageIndexFile }, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			file, _ := export(t, src, FormatOCI)
 			a := ociSections(t, file)
-			var index v1.Index
-			a.readJSON(v1.ImageIndexFile, maxLayoutJSON, &index)
-			var m v1.Manifest
+			var index OCIIndex
+			a.readJSON(ImageIndexFile, maxLayoutJSON, &index)
+			var m OCIManifest
 			a.readBlob("manifest", index.Manifests[0], maxLayoutJSON, &m)
 			change := c.change
 			if change == nil { // one more byte than the manifest has
@@ -194,30 +205,30 @@ func TestImportRefusesTamperedOCI(t *testing.T) {
 
 // layout builds an OCI layout archive around one layer (a tar, gzipped
 // here); fix, when set, changes the config before its digest is taken.
-func layout(t *testing.T, layerTar []byte, fix func(*v1.Image)) []byte {
+func layout(t *testing.T, layerTar []byte, fix func(*OCIImage)) []byte {
 	t.Helper()
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write(layerTar)
 	zw.Close()
-	config := v1.Image{Platform: v1.Platform{Architecture: "arm64", OS: "linux"}, RootFS: v1.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromBytes(layerTar)}}}
+	config := OCIImage{OCIPlatform: OCIPlatform{Architecture: "arm64", OS: "linux"}, RootFS: OCIRootFS{Type: "layers", DiffIDs: []Digest{sum256(layerTar)}}}
 	if fix != nil {
 		fix(&config)
 	}
 	configJSON, _ := json.Marshal(config)
-	m := v1.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageManifest,
-		Config: descriptor(v1.MediaTypeImageConfig, configJSON), Layers: []v1.Descriptor{descriptor(v1.MediaTypeImageLayerGzip, gz.Bytes())}}
+	m := OCIManifest{SchemaVersion: 2, MediaType: MediaTypeImageManifest,
+		Config: descriptor(MediaTypeImageConfig, configJSON), Layers: []OCIDescriptor{descriptor(MediaTypeImageLayerGzip, gz.Bytes())}}
 	manifestJSON, _ := json.Marshal(m)
-	index, _ := json.Marshal(v1.Index{Versioned: specs.Versioned{SchemaVersion: 2}, Manifests: []v1.Descriptor{descriptor(v1.MediaTypeImageManifest, manifestJSON)}})
+	index, _ := json.Marshal(OCIIndex{SchemaVersion: 2, Manifests: []OCIDescriptor{descriptor(MediaTypeImageManifest, manifestJSON)}})
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
 	for _, f := range []struct {
 		name string
 		data []byte
 	}{{"index.json", index}, {"./oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)},
-		{"blobs/sha256/" + digest.FromBytes(configJSON).Encoded(), configJSON},
-		{"blobs/sha256/" + digest.FromBytes(manifestJSON).Encoded(), manifestJSON},
-		{"blobs/sha256/" + digest.FromBytes(gz.Bytes()).Encoded(), gz.Bytes()}} {
+		{"blobs/sha256/" + sum256(configJSON).Encoded(), configJSON},
+		{"blobs/sha256/" + sum256(manifestJSON).Encoded(), manifestJSON},
+		{"blobs/sha256/" + sum256(gz.Bytes()).Encoded(), gz.Bytes()}} {
 		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Size: int64(len(f.data)), Mode: 0o644})
 		tw.Write(f.data)
 	}
@@ -283,10 +294,10 @@ func TestImportRefusesBadOCILayers(t *testing.T) {
 		want   error
 		entry  string
 	}{
-		"wrong diff_id": {layout(t, simpleLayer(t, "a"), func(c *v1.Image) { c.RootFS.DiffIDs[0] = digest.FromString("other") }), ErrDigest, ""},
+		"wrong diff_id": {layout(t, simpleLayer(t, "a"), func(c *OCIImage) { c.RootFS.DiffIDs[0] = sum256([]byte("other")) }), ErrDigest, ""},
 		"whiteout":      {layout(t, simpleLayer(t, "etc/", "etc/.wh.passwd"), nil), ErrWhiteout, "etc/.wh.passwd"},
 		"opaque":        {layout(t, simpleLayer(t, "etc/", "etc/.wh..wh..opq"), nil), ErrWhiteout, "etc/.wh..wh..opq"},
-		"bad platform":  {layout(t, simpleLayer(t, "a"), func(c *v1.Image) { c.OS = "windows" }), ErrFormat, ""},
+		"bad platform":  {layout(t, simpleLayer(t, "a"), func(c *OCIImage) { c.OS = "windows" }), ErrFormat, ""},
 		"not a layout":  {simpleLayer(t, "etc/", "etc/hostname"), ErrFormat, ""},
 		"garbage":       {[]byte(strings.Repeat("not an archive ", 100)), ErrFormat, ""},
 	}
@@ -329,9 +340,9 @@ func TestOCIExportWithSkopeoAndUmoci(t *testing.T) {
 	want := index(t, src)
 	file, _ := export(t, src, FormatOCI)
 	a := ociSections(t, file)
-	var idx v1.Index
-	a.readJSON(v1.ImageIndexFile, maxLayoutJSON, &idx)
-	var m v1.Manifest
+	var idx OCIIndex
+	a.readJSON(ImageIndexFile, maxLayoutJSON, &idx)
+	var m OCIManifest
 	a.readBlob("manifest", idx.Manifests[0], maxLayoutJSON, &m)
 
 	out, err := exec.Command("skopeo", "inspect", "oci-archive:"+file).Output()
@@ -339,10 +350,10 @@ func TestOCIExportWithSkopeoAndUmoci(t *testing.T) {
 		t.Fatalf("skopeo inspect: %v: %s", err, stderrOf(err))
 	}
 	var inspect struct {
-		Digest       digest.Digest
+		Digest       Digest
 		Architecture string
 		Os           string
-		Layers       []digest.Digest
+		Layers       []Digest
 		Labels       map[string]string
 		Env          []string
 	}
@@ -350,7 +361,7 @@ func TestOCIExportWithSkopeoAndUmoci(t *testing.T) {
 		t.Fatalf("skopeo inspect printed %s: %v", out, err)
 	}
 	if inspect.Digest != idx.Manifests[0].Digest || inspect.Architecture != "amd64" || inspect.Os != "linux" ||
-		!reflect.DeepEqual(inspect.Layers, []digest.Digest{m.Layers[0].Digest}) || inspect.Labels[LabelManifest] == "" ||
+		!reflect.DeepEqual(inspect.Layers, []Digest{m.Layers[0].Digest}) || inspect.Labels[LabelManifest] == "" ||
 		!reflect.DeepEqual(inspect.Env, []string{defaultPath}) {
 		t.Errorf("skopeo inspect: %s", out)
 	}

@@ -237,7 +237,7 @@ func selectRules(p *mobyseccomp.Seccomp, caps []string, kernel func() (mobysecco
 			names = []string{call.Name}
 		}
 		for _, name := range names {
-			nr, ok := syscallNumbers[name]
+			nr, ok := syscallNumbers()[name]
 			if !ok {
 				continue
 			}

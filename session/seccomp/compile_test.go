@@ -335,14 +335,14 @@ func TestConditions(t *testing.T) {
 // and an oversized profile is refused rather than truncated.
 func TestLarge(t *testing.T) {
 	var names []string
-	for name := range syscallNumbers {
+	for name := range syscallNumbers() {
 		names = append(names, name)
 	}
 	all, _ := json.Marshal(names)
 	p := mustParse(t, `{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":`+string(all)+`,"action":"SCMP_ACT_ALLOW"},
 		{"names":["mount"],"action":"SCMP_ACT_ERRNO","args":[{"index":2,"value":1,"op":"SCMP_CMP_NE"}]}]}`)
 	prog := mustCompile(t, p, nil, kernelAt(6, 1))
-	for name, nr := range syscallNumbers {
+	for name, nr := range syscallNumbers() {
 		want := uint32(allow)
 		if name == "mount" {
 			continue
@@ -389,7 +389,7 @@ func TestLarge(t *testing.T) {
 // nameOf finds the name of syscall nr in the table.
 func nameOf(t *testing.T, nr uint32) string {
 	t.Helper()
-	for name, n := range syscallNumbers {
+	for name, n := range syscallNumbers() {
 		if n == nr {
 			return name
 		}
