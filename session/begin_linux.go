@@ -62,6 +62,12 @@ func Begin(s *Spec) (st *State, err error) {
 		}
 		return nil, fmt.Errorf("begin session: %w", err)
 	}
+	// The lock that keeps teardowns apart, made with the folder and never
+	// by a teardown (see teardownRepack).
+	if err := os.WriteFile(filepath.Join(dir, "lock"), nil, 0o600); err != nil {
+		os.Remove(dir)
+		return nil, fmt.Errorf("begin session: %w", err)
+	}
 	st = &State{
 		ID: id, Jail: s.Jail.Name, Image: s.ImageRef, Type: s.Jail.Type, Dir: dir,
 		Root: filepath.Join(dir, "root"), User: s.User.Name, UID: s.User.UID, GID: s.User.GID,
@@ -102,7 +108,9 @@ func Begin(s *Spec) (st *State, err error) {
 	if err := writeState(st); err != nil {
 		return nil, err
 	}
-	startMonitor(st)
+	if !s.Automatic {
+		Watch(st)
+	}
 	return st, nil
 }
 
@@ -244,6 +252,14 @@ func startInit(s *Spec, st *State) (err error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, logf, logf
 	cmd.ExtraFiles = []*os.File{goR, readyW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}
+	if s.Automatic {
+		// The session is the caller's: killed with it, its commands go too
+		// (as pid 1, the init takes its namespace down), and what is left
+		// is torn down by the monitor if one was started, else by recover.
+		// (The signal comes when the thread that started the init exits;
+		// jailmgr's threads last as long as its process.)
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("begin session: start init: %w", err)

@@ -37,7 +37,10 @@ func End(runDir, id string) error {
 func teardown(st *State) error { return teardownRepack(st, false) }
 
 func teardownRepack(st *State, repack bool) error {
-	lock, err := os.OpenFile(filepath.Join(st.Dir, "lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	// Begin made the lock file with the folder; it is not created here:
+	// a teardown that lost the race must not put it back into a folder
+	// the winner is removing.
+	lock, err := os.OpenFile(filepath.Join(st.Dir, "lock"), os.O_RDWR|unix.O_CLOEXEC, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // already torn down
 	}
@@ -179,10 +182,11 @@ func RecoverSession(runDir, id string) (bool, error) {
 	return true, teardown(st)
 }
 
-// startMonitor starts a small daemon in the host's namespaces that tears
-// the session down when its init exits by itself (idle timeout, maximum
-// lifetime, a crash), so that nothing is left for 'recover'.
-func startMonitor(st *State) {
+// Watch starts a small daemon in the host's namespaces that tears the
+// session down when its init exits by itself (idle timeout, maximum
+// lifetime, a crash, its caller killed), so that nothing is left for
+// 'recover'. Begin starts it, except for automatic sessions.
+func Watch(st *State) {
 	self, err := os.Executable()
 	if err != nil {
 		return

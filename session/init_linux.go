@@ -56,6 +56,7 @@ type sessionInit struct {
 	cfg      initConfig
 	stateDir string
 	filter   []unix.SockFilter // the jail's seccomp program, nil for none
+	launch   *launcher         // nil: commands start through the exec helper
 
 	mu       sync.Mutex
 	usersMu  sync.Mutex // serialises additions to passwd and group
@@ -110,6 +111,11 @@ func runSessionInit(stateDir string) int {
 	ln, err := in.setup()
 	if err != nil {
 		return fail(err)
+	}
+	if in.cfg.Seccomp == "default" || in.cfg.Seccomp == "none" {
+		if in.launch, err = startLauncher(&in.cfg, in.filter); err != nil {
+			return fail(err)
+		}
 	}
 	fmt.Fprintf(ready, "ok\n")
 	ready.Close()

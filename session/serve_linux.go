@@ -2,6 +2,7 @@ package session
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -77,9 +78,24 @@ func (in *sessionInit) handle(conn *net.UnixConn) {
 		return
 	}
 	pid, done, err := in.start(&req, files)
+	var failed *startFailure
+	if errors.As(err, &failed) {
+		// As a shell says it: on the command's stderr, as its exit.
+		fmt.Fprintf(files[2], "jailmgr: %s\n", failed.msg)
+		done = make(chan unix.WaitStatus, 1)
+		done <- unix.WaitStatus(failed.code << 8)
+		err = nil
+	}
 	if err != nil {
 		send(conn, Reply{Error: err.Error()})
 		return
+	}
+	// pid is 0 for a command that never started: kill(-0) would reach the
+	// init's own group.
+	signal := func(s syscall.Signal) {
+		if pid > 0 {
+			syscall.Kill(-pid, s)
+		}
 	}
 	closeAll(files)
 	files = nil
@@ -88,7 +104,7 @@ func (in *sessionInit) handle(conn *net.UnixConn) {
 		passed = append(passed, int(master.Fd()))
 	}
 	if err := send(conn, Reply{Started: true, Pid: pid}, passed...); err != nil {
-		syscall.Kill(-pid, syscall.SIGHUP)
+		signal(syscall.SIGHUP)
 	}
 	// Signals from the client go to the command's process group; a client
 	// that goes away while the command runs hangs it up, as a closed
@@ -102,12 +118,12 @@ func (in *sessionInit) handle(conn *net.UnixConn) {
 			closeAll(fs)
 			if err != nil {
 				if !exited.Load() {
-					syscall.Kill(-pid, syscall.SIGHUP)
+					signal(syscall.SIGHUP)
 				}
 				return
 			}
 			if r.Op == "signal" && r.Signal > 0 && r.Signal < 65 {
-				syscall.Kill(-pid, syscall.Signal(r.Signal))
+				signal(syscall.Signal(r.Signal))
 			}
 		}
 	}()
@@ -150,6 +166,9 @@ func (in *sessionInit) start(req *Request, files []*os.File) (int, chan unix.Wai
 		if err := in.addUser(req.User); err != nil {
 			return 0, nil, err
 		}
+	}
+	if in.launch != nil && req.Notes == nil && len(req.Dirs) == 0 {
+		return in.startLaunched(req, files, uid, gid, groups)
 	}
 	spec := execSpec{Argv: req.Argv, Env: req.Env, Dir: req.Dir, UID: uid, GID: gid, Groups: groups,
 		Capabilities: in.cfg.Capabilities, Filter: in.filter, Dirs: req.Dirs, Notes: req.Notes, Program: req.Program, Personality: in.cfg.Personality}
@@ -194,6 +213,29 @@ func (in *sessionInit) start(req *Request, files []*os.File) (int, chan unix.Wai
 		w.Write(data)
 		w.Close()
 	}()
+	return pid, in.track(done), nil
+}
+
+// startLaunched starts a command from the launcher's thread and registers
+// its waiter, as start does for the exec helper.
+func (in *sessionInit) startLaunched(req *Request, files []*os.File, uid, gid int, groups []int) (int, chan unix.WaitStatus, error) {
+	done := make(chan unix.WaitStatus, 1)
+	in.mu.Lock()
+	// Held until the waiter is registered, so the reaper cannot collect
+	// the status before anyone waits for it.
+	pid, err := in.startDirect(req, files, uid, gid, groups)
+	if err != nil {
+		in.mu.Unlock()
+		return 0, nil, err
+	}
+	in.waiters[pid] = done
+	in.running++
+	in.mu.Unlock()
+	return pid, in.track(done), nil
+}
+
+// track counts a running command until it ends, then hands on its status.
+func (in *sessionInit) track(done chan unix.WaitStatus) chan unix.WaitStatus {
 	out := make(chan unix.WaitStatus, 1)
 	go func() {
 		ws := <-done
@@ -203,5 +245,5 @@ func (in *sessionInit) start(req *Request, files []*os.File) (int, chan unix.Wai
 		in.mu.Unlock()
 		out <- ws
 	}()
-	return pid, out, nil
+	return out
 }

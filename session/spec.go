@@ -45,6 +45,11 @@ type Spec struct {
 	// Labels are kept in the session's state for front ends (the schroot
 	// command line records which chroot and alias a session came from).
 	Labels map[string]string
+	// Automatic is a session that lives for one command of its caller
+	// (jailmgr run): its init is killed when the caller exits, and Begin
+	// starts no monitor; the caller starts one with Watch once the command
+	// has run long enough to be worth it, and ends the session itself.
+	Automatic bool
 }
 
 // initConfig is what the session init reads from spec.json in the state

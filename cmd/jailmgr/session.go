@@ -129,11 +129,18 @@ func (a *app) begin(spec *session.Spec) (*session.State, error) {
 
 // throwaway runs one command in an automatic session: begin, run, end.
 func (a *app) throwaway(spec *session.Spec, o session.RunOptions) error {
+	spec.Automatic = true
 	st, err := a.begin(spec)
 	if err != nil {
 		return err
 	}
+	// A monitor costs a process start, more than a short command takes:
+	// it is started only for a command still running after watchDelay, to
+	// clean up if this process is killed. Before then, the init dies with
+	// this process and 'session recover' removes what is left.
+	watch := time.AfterFunc(watchDelay, func() { session.Watch(st) })
 	code, runErr := session.Run(st, o)
+	watch.Stop()
 	if err := session.End(spec.RunDir, st.ID); err != nil && runErr == nil {
 		runErr = err
 	}
@@ -145,6 +152,10 @@ func (a *app) throwaway(spec *session.Spec, o session.RunOptions) error {
 	}
 	return nil
 }
+
+// watchDelay is how long a command of 'jailmgr run' runs before a monitor
+// is started for its session.
+const watchDelay = 100 * time.Millisecond
 
 // exitCode passes a command's exit status through as jailmgr's own.
 type exitCode int

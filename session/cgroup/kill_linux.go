@@ -80,7 +80,9 @@ func (g *Group) kill(useKillFile bool, timeout time.Duration) error {
 // waitEmpty polls until the group has no process, or for timeout.
 func (g *Group) waitEmpty(timeout time.Duration) (bool, error) {
 	deadline := time.Now().Add(timeout)
-	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+	// A killed session empties in a few milliseconds; polling starts fine
+	// so as not to oversleep that by much.
+	for delay := 250 * time.Microsecond; ; delay = min(2*delay, 50*time.Millisecond) {
 		pids, err := g.Procs()
 		if err != nil {
 			return false, fmt.Errorf("kill group %s: %w", g.name, err)
