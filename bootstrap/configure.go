@@ -39,6 +39,10 @@ func configure(ctx context.Context, o *Options, root *tree.Root, pkgs []*unpacke
 	if err != nil {
 		return err
 	}
+	// dpkg syncs its database at every step of every package; the staged
+	// root is not an image until it is committed (and the files jailmgr
+	// unpacked were not synced either).
+	session.SuppressSync(cmd)
 	cmd.Env = []string{
 		"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C", "LANG=C",
 		"DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true",

@@ -52,6 +52,13 @@ func runProbes() int {
 		}
 		fmt.Println("allocated", len(keep), "MiB")
 		return 0
+	case "sync":
+		// fsync of a descriptor that is not open fails with EBADF, unless
+		// sync calls are suppressed; and no_new_privs as it is.
+		fmt.Println("fsync=" + errName(unix.Fsync(-1)))
+		nnp, _ := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
+		fmt.Println("no_new_privs=" + strconv.Itoa(nnp))
+		return 0
 	case "spin":
 		deadline := time.Now().Add(2 * time.Second)
 		for time.Now().Before(deadline) {

@@ -20,7 +20,16 @@ import (
 // written without. TSYNC puts every Go runtime thread under the filter at
 // once: goroutines move between threads, so a filter on one thread only
 // would leave the others open.
-func Install(filter []unix.SockFilter) error {
+func Install(filter []unix.SockFilter) error { return installAll(filter, true) }
+
+// InstallPrivileged loads filter into every thread of the calling process
+// without setting no_new_privs, which the kernel allows a process holding
+// CAP_SYS_ADMIN. It is for filters that take nothing away from a trusted
+// root (the bootstrap's sync suppression), where no_new_privs would change
+// how the root's own programs run.
+func InstallPrivileged(filter []unix.SockFilter) error { return installAll(filter, false) }
+
+func installAll(filter []unix.SockFilter, noNewPrivs bool) error {
 	if err := checkSize(filter); err != nil {
 		return err
 	}
@@ -28,8 +37,10 @@ func Install(filter []unix.SockFilter) error {
 	// others), so both calls must run on the same one.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("set no_new_privs: %w", err)
+	if noNewPrivs {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("set no_new_privs: %w", err)
+		}
 	}
 	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 	tid, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
