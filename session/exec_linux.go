@@ -69,7 +69,7 @@ func runExec() int {
 	}
 	path, err := s.Program, error(nil)
 	if path == "" {
-		path, err = lookPath(s.Argv[0], s.Env)
+		path, err = lookPath(s.Argv[0], s.Env, ".")
 	}
 	if err != nil {
 		if notes.ExecFailed != "" {
@@ -158,7 +158,8 @@ func dropBounding(keep []string) error {
 }
 
 // lookPath finds a command in the PATH of the command's own environment.
-func lookPath(name string, env []string) (string, error) {
+// Relative PATH entries are taken from dir, the command's working folder.
+func lookPath(name string, env []string, dir string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
 	}
@@ -168,11 +169,11 @@ func lookPath(name string, env []string) (string, error) {
 			path = v
 		}
 	}
-	for _, dir := range strings.Split(path, ":") {
-		if dir == "" {
-			dir = "."
+	for _, d := range strings.Split(path, ":") {
+		if !strings.HasPrefix(d, "/") {
+			d = dir + "/" + d
 		}
-		p := dir + "/" + name
+		p := d + "/" + name
 		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
 			return p, nil
 		}

@@ -112,17 +112,17 @@ func (e *startFailure) Error() string { return e.msg }
 
 // startDirect starts a request's command with the launcher.
 func (in *sessionInit) startDirect(req *Request, files []*os.File, uid, gid int, groups []int) (int, error) {
+	dir := req.Dir
+	if dir == "" {
+		dir = "/"
+	}
 	path := req.Program
 	if path == "" {
 		var err error
 		// The init has pivoted: this looks in the jail.
-		if path, err = lookPath(req.Argv[0], req.Env); err != nil {
+		if path, err = lookPath(req.Argv[0], req.Env, dir); err != nil {
 			return 0, &startFailure{127, req.Argv[0] + ": command not found"}
 		}
-	}
-	dir := req.Dir
-	if dir == "" {
-		dir = "/"
 	}
 	u32 := func(ids []int) []uint32 {
 		out := make([]uint32, len(ids))
