@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -22,10 +23,32 @@ var xzPath = sync.OnceValue(func() string {
 	return p
 })
 
-// decompress opens a compressed stream by its name's suffix, with the
-// host's xz for .xz when there is one, and the pure-Go decoders otherwise.
+// smallXZ is the most an .xz member may hold, compressed and decoded, to
+// be decoded in this process. Most control.tar members and many data.tar
+// ones are that small; there a process start costs more than the slower
+// decoder (see decompress).
+const smallXZ = 128 << 10
+
+// decompress opens a compressed stream by its name's suffix. A small .xz
+// is decoded here, in memory; a larger one by the host's xz when there is
+// one, and the pure-Go decoders otherwise.
 func decompress(name string, r io.Reader) (io.ReadCloser, error) {
-	if strings.HasSuffix(name, ".xz") && xzPath() != "" {
+	if !strings.HasSuffix(name, ".xz") {
+		return compress.NewReader(name, r)
+	}
+	head, err := io.ReadAll(io.LimitReader(r, smallXZ+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(head) <= smallXZ {
+		if out, err := compress.DecodeSmallXZ(head, smallXZ); err == nil {
+			return io.NopCloser(bytes.NewReader(out)), nil
+		}
+		// Declined or found corrupt: the full decoder reads it again and
+		// says what is wrong, if anything is.
+	}
+	r = io.MultiReader(bytes.NewReader(head), r)
+	if xzPath() != "" {
 		return startXZ(r)
 	}
 	return compress.NewReader(name, r)

@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"testing"
 
@@ -26,7 +27,14 @@ func TestDecompressXZ(t *testing.T) {
 	if xzPath() == "" {
 		t.Log("no xz on this host: the pure-Go decoder is used")
 	}
-	want := bytes.Repeat([]byte("jailmgr "), 100000)
+	// Decoded here in memory (a control.tar), and by xz (a data.tar).
+	for _, n := range []int{300, 100000} {
+		t.Run(fmt.Sprint(n*8, " bytes"), func(t *testing.T) { testDecompressXZ(t, n) })
+	}
+}
+
+func testDecompressXZ(t *testing.T, n int) {
+	want := bytes.Repeat([]byte("jailmgr "), n)
 	packed := xzBytes(t, want)
 	r, err := decompress("data.tar.xz", bytes.NewReader(packed))
 	if err != nil {
@@ -38,15 +46,19 @@ func TestDecompressXZ(t *testing.T) {
 		t.Fatalf("round trip: %d bytes, %v; want %d bytes", len(got), err, len(want))
 	}
 
-	// A truncated stream is an error, not a short file.
-	r, err = decompress("data.tar.xz", bytes.NewReader(packed[:len(packed)/2]))
-	if err != nil {
-		t.Fatal(err)
+	// A truncated or altered stream is an error, not a short or wrong file.
+	bad := bytes.Clone(packed)
+	bad[len(bad)/2] ^= 1
+	for what, z := range map[string][]byte{"truncated": packed[:len(packed)/2], "altered": bad} {
+		r, err = decompress("data.tar.xz", bytes.NewReader(z))
+		if err != nil {
+			continue
+		}
+		if got, err := io.ReadAll(r); err == nil {
+			t.Errorf("%s xz stream read without error (%d bytes)", what, len(got))
+		}
+		r.Close()
 	}
-	if _, err := io.ReadAll(r); err == nil {
-		t.Errorf("truncated xz stream read without error")
-	}
-	r.Close()
 
 	// Closing early stops the decoder.
 	r, err = decompress("data.tar.xz", bytes.NewReader(packed))

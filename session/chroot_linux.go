@@ -146,20 +146,27 @@ func chrootInit(ov *Overlay, noSync bool, root string, argv []string) (int, erro
 	if err := mountIn(rootfd, "dev", "/dev", "", unix.MS_BIND|unix.MS_REC); err != nil {
 		return 1, err
 	}
-	if err := unix.Chroot(root); err != nil {
-		return 1, fmt.Errorf("chroot %s: %w", root, err)
-	}
-	if err := unix.Chdir("/"); err != nil {
-		return 1, fmt.Errorf("chdir /: %w", err)
-	}
 	if noSync {
 		if err := suppressSync(); err != nil {
 			return 1, fmt.Errorf("suppress sync: %w", err)
 		}
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
+	// Only the command is chrooted; this pid 1 keeps the host's root, as
+	// the init outside a debootstrap chroot does. Maintainer scripts ask
+	// ischroot whether they run in a chroot, which compares / with
+	// /proc/1/root: focal's libc6 postinst, told "no", would re-execute
+	// init and sleep a second. (Nothing here is a boundary: the scripts
+	// run as root, as they do under debootstrap.)
+	path, err := lookPathIn(rootfd, argv[0], os.Getenv("PATH"))
+	if err != nil {
+		return 127, fmt.Errorf("run %s in %s: %w", argv[0], root, err)
+	}
+	cmd := exec.Command(path, argv[1:]...)
+	cmd.Args[0] = argv[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = os.Environ()
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
 	err = cmd.Run()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
@@ -172,6 +179,37 @@ func chrootInit(ov *Overlay, noSync bool, root string, argv []string) (int, erro
 		return 127, fmt.Errorf("run %s in %s: %w", argv[0], root, err)
 	}
 	return 0, nil
+}
+
+// lookPathIn finds a command as a shell in the root would, through the
+// PATH folders resolved inside the root (RESOLVE_IN_ROOT, so an absolute
+// symlink such as /usr/bin/awk -> /etc/alternatives/awk stays in it). A
+// name with a slash is the kernel's to resolve after the chroot.
+func lookPathIn(rootfd int, name, path string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	if path == "" {
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT}
+	for _, d := range strings.Split(path, ":") {
+		if !strings.HasPrefix(d, "/") {
+			continue
+		}
+		p := strings.TrimSuffix(d, "/") + "/" + name
+		fd, err := unix.Openat2(rootfd, p, how)
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		unix.Close(fd)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", exec.ErrNotFound
 }
 
 // MountError carries what a failed mount was asked to do.

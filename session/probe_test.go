@@ -59,6 +59,19 @@ func runProbes() int {
 		nnp, _ := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
 		fmt.Println("no_new_privs=" + strconv.Itoa(nnp))
 		return 0
+	case "ischroot":
+		// What debianutils' ischroot compares: / against /proc/1/root.
+		var root, init unix.Stat_t
+		if err := unix.Stat("/", &root); err != nil {
+			fmt.Println("chroot=" + errName(err))
+			return 0
+		}
+		if err := unix.Stat("/proc/1/root", &init); err != nil {
+			fmt.Println("chroot=" + errName(err))
+			return 0
+		}
+		fmt.Println("chroot=" + strconv.FormatBool(root.Dev != init.Dev || root.Ino != init.Ino))
+		return 0
 	case "spin":
 		deadline := time.Now().Add(2 * time.Second)
 		for time.Now().Before(deadline) {
