@@ -29,6 +29,9 @@ var xzPath = sync.OnceValue(func() string {
 // decoder (see decompress).
 const smallXZ = 128 << 10
 
+// smallBufs hold the head of an .xz member while decompress looks at it.
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallXZ+1); return &b }}
+
 // decompress opens a compressed stream by its name's suffix. A small .xz
 // is decoded here, in memory; a larger one by the host's xz when there is
 // one, and the pure-Go decoders otherwise.
@@ -36,18 +39,23 @@ func decompress(name string, r io.Reader) (io.ReadCloser, error) {
 	if !strings.HasSuffix(name, ".xz") {
 		return compress.NewReader(name, r)
 	}
-	head, err := io.ReadAll(io.LimitReader(r, smallXZ+1))
-	if err != nil {
+	buf := smallBufs.Get().(*[]byte)
+	n, err := io.ReadFull(r, *buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		smallBufs.Put(buf)
 		return nil, err
 	}
-	if len(head) <= smallXZ {
-		if out, err := compress.DecodeSmallXZ(head, smallXZ); err == nil {
+	if n <= smallXZ {
+		out, err := compress.DecodeSmallXZ((*buf)[:n], smallXZ)
+		if err == nil {
+			smallBufs.Put(buf)
 			return io.NopCloser(bytes.NewReader(out)), nil
 		}
 		// Declined or found corrupt: the full decoder reads it again and
 		// says what is wrong, if anything is.
 	}
-	r = io.MultiReader(bytes.NewReader(head), r)
+	// The buffer goes with the stream (and then to the collector).
+	r = io.MultiReader(bytes.NewReader((*buf)[:n]), r)
 	if xzPath() != "" {
 		return startXZ(r)
 	}

@@ -105,6 +105,10 @@ func (u *unpacker) unpackAll(ctx context.Context, jobs int, cands []*Candidate) 
 	return out, nil
 }
 
+// readers are the read buffers of unpack, kept from one package to the
+// next: a new one each would be most of what the unpack allocates.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256<<10) }}
+
 // unpack extracts one cached package, hashing the .deb as it streams so a
 // cache file altered since its download is caught.
 func (u *unpacker) unpack(c *Candidate) (*unpacked, error) {
@@ -114,8 +118,11 @@ func (u *unpacker) unpack(c *Candidate) (*unpacked, error) {
 		return nil, fmt.Errorf("unpack %s: %w", c.Name, err)
 	}
 	defer f.Close()
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(f)
+	defer readers.Put(br)
 	h := sha256.New()
-	tee := io.TeeReader(bufio.NewReaderSize(f, 256<<10), h)
+	tee := io.TeeReader(br, h)
 	d := deb.NewReader(tee)
 	d.Decompress = decompress
 	defer d.Close()

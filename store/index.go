@@ -249,7 +249,10 @@ func WriteIndex(path string, entries []Entry) error {
 	if err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
-	zw, err := zstd.NewWriter(f, zstd.WithEncoderConcurrency(1))
+	// The index is a few MiB of JSON at most: a 1 MiB window compresses
+	// it as well as the default 8 MiB one, whose tables would make the
+	// commit the peak of a bootstrap's memory.
+	zw, err := zstd.NewWriter(f, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		f.Close()
 		return err
