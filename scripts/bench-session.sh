@@ -19,12 +19,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/e2e.sh"
 bench_sessions() {
 	local mirror=${1:-} work out id root conf rc=0
 	[[ -n $mirror ]] || mirror=$(mirror_for bookworm)
+	# schroot is installed for the comparison only, and purged again at the
+	# end: with the real schroot present, e2e's sbuild check (which runs
+	# jailmgr as schroot) refuses to run.
+	local purge_schroot=
+	command -v schroot >/dev/null 2>&1 || purge_schroot=1
 	ensure_tools hyperfine:hyperfine bwrap:bubblewrap schroot:schroot
 	JM=$(jailmgr_bin)
 	work=$(mktemp -d "${TMPDIR:-/var/tmp}/jailmgr-bench-session.XXXXXX")
 	conf=/etc/schroot/chroot.d/jailmgr-bench-$$
 	# shellcheck disable=SC2064
-	trap "[[ -n \${SESSION_ID:-} ]] && '$JM' --store '$work/s' session end \"\$SESSION_ID\" >/dev/null 2>&1; rm -f '$conf'; safe_rm '$work'" EXIT
+	trap "[[ -n \${SESSION_ID:-} ]] && '$JM' --store '$work/s' session end \"\$SESSION_ID\" >/dev/null 2>&1; rm -f '$conf'; safe_rm '$work'; [[ -z '$purge_schroot' ]] || DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq schroot >&2" EXIT
 	"$JM" -q --store "$work/s" bootstrap bookworm --variant minbase --mirror "$mirror" --name sessbench >/dev/null
 	root=$("$JM" --store "$work/s" image show sessbench --rootfs)
 	printf '[jailmgr-bench]\ntype=directory\ndirectory=%s\nusers=root\nroot-users=root\nprofile=minimal\n' "$root" >"$conf"
