@@ -190,7 +190,7 @@ func lookPathIn(rootfd int, name, path string) (string, error) {
 		return name, nil
 	}
 	if path == "" {
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+		path = defaultPath
 	}
 	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT}
 	for _, d := range strings.Split(path, ":") {

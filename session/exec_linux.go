@@ -157,13 +157,16 @@ func dropBounding(keep []string) error {
 	return nil
 }
 
+// defaultPath is searched for a command when its environment sets no PATH.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // lookPath finds a command in the PATH of the command's own environment.
 // Relative PATH entries are taken from dir, the command's working folder.
 func lookPath(name string, env []string, dir string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil
 	}
-	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	path := defaultPath
 	for _, e := range env {
 		if v, ok := strings.CutPrefix(e, "PATH="); ok {
 			path = v

@@ -143,13 +143,14 @@ func DecodeSmallXZ(data []byte, limit int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xz: %w", err)
 	}
-	out := make([]byte, 0, size)
-	out, err = readAllUpTo(dec, out, int(size))
-	if err != nil {
-		return nil, fmt.Errorf("xz: %w", err)
+	// Exactly the index's size, then the end of the LZMA2 stream, with
+	// all of the block's data used.
+	out := make([]byte, size)
+	if _, err := io.ReadFull(dec, out); err != nil {
+		return nil, fmt.Errorf("xz: decoding %d bytes: %v: %w", size, err, errCorrupt)
 	}
-	if uint64(len(out)) != size || in.Len() != 0 {
-		return nil, fmt.Errorf("xz: decoded %d bytes with %d left over, the index says %d: %w", len(out), in.Len(), size, errCorrupt)
+	if n, err := dec.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) || in.Len() != 0 {
+		return nil, fmt.Errorf("xz: more data than the index's %d bytes: %w", size, errCorrupt)
 	}
 	if check != nil {
 		check.Write(out)
@@ -174,24 +175,4 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// readAllUpTo reads r to its end into buf, failing once it passes limit.
-func readAllUpTo(r io.Reader, buf []byte, limit int) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			if len(buf) > limit {
-				return nil, fmt.Errorf("decoded more than the index's %d bytes: %w", limit, errCorrupt)
-			}
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if errors.Is(err, io.EOF) {
-			return buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
 }
