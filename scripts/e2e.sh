@@ -65,7 +65,11 @@ jailmgr_bin() {
 	local bin=${JAILMGR:-$REPO/bin/jailmgr}
 	if [[ ! -x $bin ]]; then
 		log "building $bin"
-		(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$bin" ./cmd/jailmgr) >&2
+		if [[ $bin == "$REPO/bin/jailmgr" ]]; then
+			make -C "$REPO" build >&2 # with bin/jailmgr-init
+		else
+			(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "$bin" ./cmd/jailmgr) >&2
+		fi
 	fi
 	printf '%s\n' "$bin"
 }
@@ -604,6 +608,8 @@ check_sbuild() {
 	# as 'make install-schroot PREFIX=/usr SETUID=1' does.
 	[[ -e /usr/bin/schroot ]] && { log "  /usr/bin/schroot exists: not replacing it"; return 1; }
 	install -m 4755 "$JM" "$work/bin/jailmgr"
+	# With its session init, as 'make install' puts it next to jailmgr.
+	[[ ! -x $(dirname "$JM")/jailmgr-init ]] || install -m 0755 "$(dirname "$JM")/jailmgr-init" "$work/bin/jailmgr-init"
 	ln -s "$work/bin/jailmgr" /usr/bin/schroot
 	local path=/usr/local/bin:$PATH
 	if ! getent passwd "$user" >/dev/null; then

@@ -1,3 +1,5 @@
+//go:build !jailmgr_init
+
 package session
 
 import (
@@ -20,12 +22,6 @@ import (
 	"jailmgr/conf"
 	"jailmgr/session/cgroup"
 	"jailmgr/store/tree"
-)
-
-const (
-	sessionInitArg = "__jailmgr-session-init"
-	monitorArg     = "__jailmgr-session-monitor"
-	execArg        = "__jailmgr-exec"
 )
 
 // Begin opens a session: a state folder, a cgroup with the jail's limits,
@@ -93,7 +89,22 @@ func Begin(s *Spec) (st *State, err error) {
 	if err := writeState(st); err != nil {
 		return nil, err
 	}
-	if _, err := cgroup.Create(st.Cgroup, cgroup.Limits{Memory: s.Jail.Memory, CPUs: s.Jail.CPUs, Pids: s.Jail.Pids}); err != nil {
+	// The init starts first: a Go process takes a while to come up, and
+	// it does so while the cgroup and the root are made. It waits for
+	// "go" before it looks at its root.
+	if err := prepareRoot(st); err != nil {
+		return nil, err
+	}
+	initp, err := startInit(s, st)
+	if err != nil {
+		return nil, err
+	}
+	defer initp.close()
+	if err := writeState(st); err != nil {
+		return nil, err
+	}
+	g, err := cgroup.Create(st.Cgroup, cgroup.Limits{Memory: s.Jail.Memory, CPUs: s.Jail.CPUs, Pids: s.Jail.Pids})
+	if err != nil {
 		return nil, fmt.Errorf("begin session: %w", err)
 	}
 	if err := mountRoot(s, st); err != nil {
@@ -102,10 +113,7 @@ func Begin(s *Spec) (st *State, err error) {
 	if err := writeState(st); err != nil {
 		return nil, err
 	}
-	if err := startInit(s, st); err != nil {
-		return nil, err
-	}
-	if err := writeState(st); err != nil {
+	if err := initp.release(g); err != nil {
 		return nil, err
 	}
 	if !s.Automatic {
@@ -114,11 +122,27 @@ func Begin(s *Spec) (st *State, err error) {
 	return st, nil
 }
 
-// mountRoot mounts the session's root on the host at st.Root.
-func mountRoot(s *Spec, st *State) error {
+// prepareRoot makes the folder the session's root is mounted on a shared
+// mount of its own. The init's mount namespace, copied from the host's
+// before the root is mounted, then holds a peer of it, and the root
+// mounted on the host later appears in the init's namespace too, where the
+// init makes everything private before it uses it.
+func prepareRoot(st *State) error {
 	if err := os.Mkdir(st.Root, 0o755); err != nil {
 		return fmt.Errorf("begin session: %w", err)
 	}
+	if err := unix.Mount(st.Root, st.Root, "", unix.MS_BIND, ""); err != nil {
+		return &MountError{Op: "bind", Source: st.Root, Target: st.Root, Flags: unix.MS_BIND, Err: err}
+	}
+	if err := unix.Mount("", st.Root, "", unix.MS_SHARED, ""); err != nil {
+		return &MountError{Op: "make shared", Target: st.Root, Flags: unix.MS_SHARED, Err: err}
+	}
+	return nil
+}
+
+// mountRoot mounts the session's root on the host at st.Root, over what
+// prepareRoot made there.
+func mountRoot(s *Spec, st *State) error {
 	if s.Jail.Tarball != "" {
 		// The unpacked root is the session's own, like an upper dir: it
 		// goes when the session does.
@@ -187,22 +211,32 @@ func mountRoot(s *Spec, st *State) error {
 	return nil
 }
 
-// startInit starts the session init in new namespaces, puts it into the
-// cgroup, and waits until it reports that the jail is set up.
-func startInit(s *Spec, st *State) (err error) {
+// startedInit is a session init that waits for "go".
+type startedInit struct {
+	st          *State
+	logf        *os.File
+	goW, readyR *os.File
+}
+
+// startInit starts the session init in new namespaces. It waits, without
+// looking at the jail, until release has put it into the cgroup.
+func startInit(s *Spec, st *State) (in *startedInit, err error) {
 	cfg := initConfig{
-		Root: st.Root, Mounts: s.Jail.Mounts, Binds: s.Jail.Binds, Hostname: s.Jail.Hostname,
+		Root: st.Root, Mounts: s.Jail.Mounts, Hostname: s.Jail.Hostname,
 		Network: s.Jail.Network, Seccomp: s.Jail.Seccomp, Capabilities: s.Jail.Capabilities, User: s.User,
 		IdleTimeout: int64(s.Jail.IdleTimeout), MaxLifetime: int64(s.Jail.MaxLifetime),
 		Limits:      sessionLimits{Memory: s.Jail.Memory, CPUs: s.Jail.CPUs, Pids: s.Jail.Pids},
 		Personality: -1,
+	}
+	for _, b := range s.Jail.Binds {
+		cfg.Binds = append(cfg.Binds, bindMount(b))
 	}
 	if p, ok := conf.Personalities[s.Jail.Personality]; ok {
 		cfg.Personality = int64(p)
 	}
 	if p := s.Jail.Seccomp; p != "default" && p != "none" {
 		if cfg.SeccompProfile, err = os.ReadFile(p); err != nil {
-			return fmt.Errorf("begin session: read seccomp profile: %w", err)
+			return nil, fmt.Errorf("begin session: read seccomp profile: %w", err)
 		}
 	}
 	if cfg.Hostname == "" {
@@ -215,41 +249,46 @@ func startInit(s *Spec, st *State) (err error) {
 			cfg.Files = append(cfg.Files, copiedFile{Path: f, Data: data})
 		}
 	}
+	cfg.Build = buildStamp
 	data, err := json.Marshal(cfg)
 	if err != nil {
-		return fmt.Errorf("begin session: %w", err)
+		return nil, fmt.Errorf("begin session: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(st.Dir, "spec.json"), data, 0o600); err != nil {
-		return fmt.Errorf("begin session: %w", err)
+		return nil, fmt.Errorf("begin session: %w", err)
 	}
-	self, err := os.Executable()
+	program, err := initProgram()
 	if err != nil {
-		return fmt.Errorf("begin session: %w", err)
+		return nil, fmt.Errorf("begin session: %w", err)
 	}
-	logf, err := os.OpenFile(filepath.Join(st.Dir, "init.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("begin session: %w", err)
+	in = &startedInit{st: st}
+	defer func() {
+		if err != nil {
+			in.close()
+		}
+	}()
+	if in.logf, err = os.OpenFile(filepath.Join(st.Dir, "init.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+		return nil, fmt.Errorf("begin session: %w", err)
 	}
-	defer logf.Close()
 	goR, goW, err := os.Pipe()
 	if err != nil {
-		return fmt.Errorf("begin session: %w", err)
+		return nil, fmt.Errorf("begin session: %w", err)
 	}
 	defer goR.Close()
-	defer goW.Close()
+	in.goW = goW
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
-		return fmt.Errorf("begin session: %w", err)
+		return nil, fmt.Errorf("begin session: %w", err)
 	}
-	defer readyR.Close()
 	defer readyW.Close()
+	in.readyR = readyR
 	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
 	if s.Jail.Network == "none" {
 		flags |= unix.CLONE_NEWNET
 	}
-	cmd := exec.Command(self, sessionInitArg, st.Dir)
+	cmd := exec.Command(program, sessionInitArg, st.Dir)
 	cmd.Args[0] = "jailmgr-init"
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, logf, logf
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, in.logf, in.logf
 	cmd.ExtraFiles = []*os.File{goR, readyW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}
 	if s.Automatic {
@@ -262,34 +301,94 @@ func startInit(s *Spec, st *State) (err error) {
 	}
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("begin session: start init: %w", err)
+		return nil, fmt.Errorf("begin session: start init: %w", err)
 	}
 	st.InitPid = cmd.Process.Pid
 	st.InitStart, _ = processStart(st.InitPid)
 	// The init outlives a 'session begin'; a longer-lived caller (run,
 	// tests) reaps it when it ends.
 	go cmd.Wait()
-	readyW.Close()
-	g, err := cgroup.Open(st.Cgroup)
+	return in, nil
+}
+
+// release puts the init into the session's cgroup, tells it to go on, and
+// waits until it reports that the jail is set up.
+func (in *startedInit) release(g *cgroup.Group) error {
+	err := g.Add(in.st.InitPid)
 	if err == nil {
-		err = g.Add(st.InitPid)
+		_, err = in.goW.Write([]byte("go\n"))
 	}
 	if err != nil {
-		return fmt.Errorf("begin session: %w", err)
-	}
-	if _, err := goW.Write([]byte("go\n")); err != nil {
-		return fmt.Errorf("begin session: signal init: %w", err)
-	}
-	goW.Close()
-	line, err := bufio.NewReader(io.LimitReader(readyR, 64<<10)).ReadString('\n')
-	if line != "ok\n" {
-		msg := strings.TrimSpace(line)
-		if msg == "" {
-			msg = fmt.Sprintf("init exited (%v); see %s", err, filepath.Join(st.Dir, "init.log"))
+		// The init may have failed already (it reads its config before
+		// "go"); its own word on why is the better message.
+		in.goW.Close()
+		if msg := in.readReady(); msg != "" && msg != errNoGo.Error() {
+			return fmt.Errorf("begin session: set up jail: %s", msg)
 		}
+		return fmt.Errorf("begin session: start init: %w", err)
+	}
+	msg := in.readReady()
+	if msg != "ok" {
 		return fmt.Errorf("begin session: set up jail: %s", msg)
 	}
 	return nil
+}
+
+// readReady reads the init's report: "ok", or what went wrong.
+func (in *startedInit) readReady() string {
+	line, err := bufio.NewReader(io.LimitReader(in.readyR, 64<<10)).ReadString('\n')
+	if msg := strings.TrimSpace(line); msg != "" {
+		return msg
+	}
+	return fmt.Sprintf("init exited (%v); see %s", err, filepath.Join(in.st.Dir, "init.log"))
+}
+
+// close closes the pipes to the init; one that has not been told to go
+// then gives up and exits.
+func (in *startedInit) close() {
+	for _, f := range []*os.File{in.logf, in.goW, in.readyR} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// initProgram is the program a session init runs: jailmgr-init where it
+// is installed with this jailmgr (in the same folder, or in
+// ../lib/jailmgr), else jailmgr itself, which has every role. The separate
+// init starts in about half the time; it is used only when both carry the
+// same build stamp, and only from where nobody but the owner of jailmgr
+// could have put it (jailmgr may be setuid root).
+func initProgram() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if buildStamp == "" {
+		return self, nil
+	}
+	var me unix.Stat_t
+	if err := unix.Stat(self, &me); err != nil {
+		return "", err
+	}
+	dir := filepath.Dir(self)
+	for _, p := range []string{filepath.Join(dir, "jailmgr-init"), filepath.Join(filepath.Dir(dir), "lib", "jailmgr", "jailmgr-init")} {
+		if ownedLikeSelf(p, me.Uid) && ownedLikeSelf(filepath.Dir(p), me.Uid) {
+			return p, nil
+		}
+	}
+	return self, nil
+}
+
+// ownedLikeSelf tells whether path is a file or folder (not a symlink) of
+// root or of jailmgr's owner that nobody else may write.
+func ownedLikeSelf(path string, owner uint32) bool {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return false
+	}
+	typ := st.Mode & unix.S_IFMT
+	return (typ == unix.S_IFREG || typ == unix.S_IFDIR) && (st.Uid == 0 || st.Uid == owner) && st.Mode&0o022 == 0
 }
 
 // openBeneath opens rel beneath dir as an O_PATH descriptor, resolved by

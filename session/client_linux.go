@@ -1,3 +1,5 @@
+//go:build !jailmgr_init
+
 package session
 
 import (

@@ -1,3 +1,5 @@
+//go:build !jailmgr_init
+
 package session
 
 import (
@@ -131,6 +133,20 @@ func removeTree(dir string) error {
 		return fmt.Errorf("remove %s: still mounted: %s", dir, strings.Join(mounts, ", "))
 	}
 	return os.RemoveAll(dir)
+}
+
+// maybeRunHostRole runs the roles that work on the host's side (the
+// chroot helper of the bootstrap, a session's monitor), which the lean
+// jailmgr-init does not have.
+func maybeRunHostRole() {
+	switch os.Args[1] {
+	case initArg:
+		MaybeRunInit()
+	case monitorArg:
+		if len(os.Args) == 3 {
+			os.Exit(runMonitor(os.Args[2]))
+		}
+	}
 }
 
 // Recover finds sessions whose init is gone (a crash, a reboot) and tears

@@ -36,20 +36,19 @@ func MaybeRunInternal() {
 		return
 	}
 	switch os.Args[1] {
-	case initArg:
-		MaybeRunInit()
 	case sessionInitArg:
 		if len(os.Args) == 3 {
 			os.Exit(runSessionInit(os.Args[2]))
 		}
-	case monitorArg:
-		if len(os.Args) == 3 {
-			os.Exit(runMonitor(os.Args[2]))
-		}
 	case execArg:
 		os.Exit(runExec())
+	default:
+		maybeRunHostRole()
 	}
 }
+
+// errNoGo is the init's answer when Begin gave up before "go".
+var errNoGo = errors.New("begin did not confirm the cgroup")
 
 // sessionInit is pid 1 of a session's pid namespace.
 type sessionInit struct {
@@ -74,14 +73,8 @@ func runSessionInit(stateDir string) int {
 		fmt.Fprintf(os.Stderr, "jailmgr-init: %v\n", err)
 		return 1
 	}
-	// Wait until Begin has put this process into the session's cgroup:
-	// everything it starts must be counted there.
-	goPipe := os.NewFile(3, "go")
-	buf := make([]byte, 3)
-	if n, _ := goPipe.Read(buf); n != 3 || string(buf) != "go\n" {
-		return fail(errors.New("begin did not confirm the cgroup"))
-	}
-	goPipe.Close()
+	// spec.json is written before the init starts: it is read, and the
+	// filter compiled, while Begin makes the cgroup and the root.
 	data, err := os.ReadFile(filepath.Join(stateDir, "spec.json"))
 	if err != nil {
 		return fail(err)
@@ -90,19 +83,34 @@ func runSessionInit(stateDir string) int {
 	if err := json.Unmarshal(data, &in.cfg); err != nil {
 		return fail(fmt.Errorf("read init config: %w", err))
 	}
+	if in.cfg.Build != buildStamp {
+		return fail(fmt.Errorf("%s is from another build of jailmgr (%q, not %q): install jailmgr and jailmgr-init together ('make install')", os.Args[0], buildStamp, in.cfg.Build))
+	}
 	// The filter is compiled once, here, not by every command: a profile
 	// that does not compile fails the session's start, not its commands.
-	if in.cfg.Seccomp != "none" {
-		p := seccomp.Default()
-		if in.cfg.Seccomp != "default" {
-			if p, err = seccomp.Parse(in.cfg.Seccomp, in.cfg.SeccompProfile); err != nil {
-				return fail(err)
+	// It compiles on another thread while the jail is set up.
+	compiled := make(chan error, 1)
+	go func() {
+		var err error
+		if in.cfg.Seccomp != "none" {
+			p := seccomp.Default()
+			if in.cfg.Seccomp != "default" {
+				p, err = seccomp.Parse(in.cfg.Seccomp, in.cfg.SeccompProfile)
+			}
+			if err == nil {
+				in.filter, err = seccomp.Compile(p, in.cfg.Capabilities)
 			}
 		}
-		if in.filter, err = seccomp.Compile(p, in.cfg.Capabilities); err != nil {
-			return fail(err)
-		}
+		compiled <- err
+	}()
+	// Wait until Begin has put this process into the session's cgroup:
+	// everything it starts must be counted there.
+	goPipe := os.NewFile(3, "go")
+	buf := make([]byte, 3)
+	if n, _ := goPipe.Read(buf); n != 3 || string(buf) != "go\n" {
+		return fail(errNoGo)
 	}
+	goPipe.Close()
 	// Reap from the start: setup runs no process, but commands will.
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGCHLD)
@@ -110,6 +118,9 @@ func runSessionInit(stateDir string) int {
 
 	ln, err := in.setup()
 	if err != nil {
+		return fail(err)
+	}
+	if err := <-compiled; err != nil {
 		return fail(err)
 	}
 	if in.cfg.Seccomp == "default" || in.cfg.Seccomp == "none" {

@@ -140,6 +140,13 @@ func TestIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer End(runDir, st.ID)
+	checkIsolation(t, st, marker)
+}
+
+// checkIsolation runs the escape probes in a session with every isolation
+// on; marker is a host file that must stay out of reach.
+func checkIsolation(t *testing.T, st *State, marker string) {
+	t.Helper()
 	hostNS := map[string]string{}
 	for _, ns := range []string{"mnt", "pid", "uts", "ipc", "net", "cgroup"} {
 		hostNS[ns], _ = os.Readlink("/proc/self/ns/" + ns)

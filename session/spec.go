@@ -1,3 +1,5 @@
+//go:build !jailmgr_init
+
 package session
 
 import (
@@ -8,24 +10,6 @@ import (
 	"jailmgr/conf"
 	"jailmgr/session/seccomp"
 )
-
-// User is the person a session runs commands for.
-type User struct {
-	Name   string `json:"name"`
-	UID    int    `json:"uid"`
-	GID    int    `json:"gid"`
-	Groups []int  `json:"groups,omitempty"`
-	// GroupNames are the names of GID and Groups, for access checks.
-	GroupNames []string `json:"group_names,omitempty"`
-	// PrimaryGroup is the name of GID.
-	PrimaryGroup string `json:"primary_group,omitempty"`
-	Home         string `json:"home"`
-	Shell        string `json:"shell"`
-	// Passwd and Group are the user's lines of the host's /etc/passwd and
-	// /etc/group, copied into the jail so that the user exists there.
-	Passwd string   `json:"passwd"`
-	Group  []string `json:"group,omitempty"`
-}
 
 // Spec is everything Begin needs: the jail, where its root comes from, and
 // for whom it is opened.
@@ -50,41 +34,6 @@ type Spec struct {
 	// starts no monitor; the caller starts one with Watch once the command
 	// has run long enough to be worth it, and ends the session itself.
 	Automatic bool
-}
-
-// initConfig is what the session init reads from spec.json in the state
-// folder: the parts of the jail it sets up inside the namespaces.
-type initConfig struct {
-	Root     string      `json:"root"`
-	Mounts   []string    `json:"mounts"`
-	Binds    []conf.Bind `json:"binds,omitempty"`
-	Hostname string      `json:"hostname"`
-	Network  string      `json:"network"`
-	Seccomp  string      `json:"seccomp"`
-	// SeccompProfile is the JSON profile read from the host at Begin: the
-	// path means nothing inside the jail.
-	SeccompProfile []byte        `json:"seccomp_profile,omitempty"`
-	Capabilities   []string      `json:"capabilities"`
-	User           User          `json:"user"`
-	IdleTimeout    int64         `json:"idle_timeout_ns,omitempty"`
-	MaxLifetime    int64         `json:"max_lifetime_ns,omitempty"`
-	Files          []copiedFile  `json:"files,omitempty"`
-	Limits         sessionLimits `json:"limits"`
-	// Personality is the execution domain of commands (personality(2)),
-	// -1 for the kernel's default.
-	Personality int64 `json:"personality"`
-}
-
-type sessionLimits struct {
-	Memory int64   `json:"memory,omitempty"`
-	CPUs   float64 `json:"cpus,omitempty"`
-	Pids   int     `json:"pids,omitempty"`
-}
-
-// copiedFile is a host file copied into the jail at setup (resolv.conf).
-type copiedFile struct {
-	Path string `json:"path"`
-	Data []byte `json:"data"`
 }
 
 // CheckAccess applies schroot's rules: root may use any jail; others must

@@ -71,7 +71,7 @@ func (s *Store) Images() ([]*Image, error) {
 			return nil, err
 		}
 		for _, v := range vs {
-			img, err := s.load(e.Name(), v)
+			img, err := s.load(e.Name(), v, true)
 			if err != nil {
 				return nil, err
 			}
@@ -89,9 +89,16 @@ func (s *Store) Images() ([]*Image, error) {
 
 // Resolve finds the image a reference names: "name" is its newest version,
 // "name:N" version N, "name:TAG" the version the tag points at (see Tag).
-func (s *Store) Resolve(ref string) (*Image, error) {
+func (s *Store) Resolve(ref string) (*Image, error) { return s.resolve(ref, true) }
+
+// Locate resolves ref as Resolve does, without reading the manifest: the
+// Image has its name, version and folder, and a zero Manifest. Sessions
+// need no more, and their start should not grow with the package list.
+func (s *Store) Locate(ref string) (*Image, error) { return s.resolve(ref, false) }
+
+func (s *Store) resolve(ref string, manifest bool) (*Image, error) {
 	if isTagRef(ref) {
-		return s.resolveTag(ref)
+		return s.resolveTag(ref, manifest)
 	}
 	name, v, err := ParseRef(ref)
 	if err != nil {
@@ -109,16 +116,24 @@ func (s *Store) Resolve(ref string) (*Image, error) {
 	} else if sort.SearchInts(vs, v) == len(vs) || vs[sort.SearchInts(vs, v)] != v {
 		return nil, fmt.Errorf("%w: %s (versions of %s: %v)", ErrNotFound, ref, name, vs)
 	}
-	return s.load(name, v)
+	return s.load(name, v, manifest)
 }
 
-func (s *Store) load(name string, v int) (*Image, error) {
+// load reads an image version; without manifest it only checks that the
+// manifest is there (a version without one is not committed).
+func (s *Store) load(name string, v int, manifest bool) (*Image, error) {
 	dir := filepath.Join(s.Dir, "images", name, strconv.Itoa(v))
+	img := &Image{Name: name, Version: v, Dir: dir}
+	if !manifest {
+		if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err != nil {
+			return nil, fmt.Errorf("read manifest of %s:%d: %w", name, v, err)
+		}
+		return img, nil
+	}
 	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
 		return nil, fmt.Errorf("read manifest of %s:%d: %w", name, v, err)
 	}
-	img := &Image{Name: name, Version: v, Dir: dir}
 	if err := json.Unmarshal(data, &img.Manifest); err != nil {
 		return nil, fmt.Errorf("read manifest of %s:%d: %w", name, v, err)
 	}

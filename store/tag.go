@@ -196,7 +196,7 @@ func (s *Store) readTag(name, tag string) (string, error) {
 }
 
 // resolveTag resolves "NAME:TAG".
-func (s *Store) resolveTag(ref string) (*Image, error) {
+func (s *Store) resolveTag(ref string, manifest bool) (*Image, error) {
 	name, tag, err := ParseTag(ref)
 	if err != nil {
 		return nil, err
@@ -209,7 +209,7 @@ func (s *Store) resolveTag(ref string) (*Image, error) {
 		return nil, err
 	}
 	tname, v, _ := ParseRef(target)
-	img, err := s.load(tname, v)
+	img, err := s.load(tname, v, manifest)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("resolve %s: %w: %s is gone (move the tag with 'jailmgr image tag REF %s' or remove it with 'jailmgr image untag %s')",
 			ref, ErrDanglingTag, target, ref, ref)

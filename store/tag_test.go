@@ -164,3 +164,46 @@ func TestTagBadInput(t *testing.T) {
 		t.Errorf("a damaged tag cannot be removed: %v", err)
 	}
 }
+
+// Locate finds what Resolve finds, by name, version or tag, and fails as
+// it does, without reading the manifest.
+func TestLocateAgreesWithResolve(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitN(t, s, "deb", 3)
+	if _, _, err := s.Tag("deb:2", "deb:stable"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Tag("deb:1", "deb:old"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"deb", "deb:1", "deb:3", "deb:stable"} {
+		want, err := s.Resolve(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Locate(ref)
+		if err != nil || got.Ref() != want.Ref() || got.Dir != want.Dir || got.RootFS() != want.RootFS() {
+			t.Errorf("Locate(%s) = %v, %v; Resolve gives %v", ref, got, err, want)
+		}
+	}
+	if _, err := s.Remove("deb:1"); err != nil {
+		t.Fatal(err)
+	}
+	for ref, want := range map[string]error{"deb:1": ErrNotFound, "nope": ErrNotFound, "deb:old": ErrDanglingTag, "deb:nope": ErrNotFound} {
+		_, rerr := s.Resolve(ref)
+		_, lerr := s.Locate(ref)
+		if !errors.Is(lerr, want) || lerr.Error() != rerr.Error() {
+			t.Errorf("Locate(%s) = %v; Resolve says %v", ref, lerr, rerr)
+		}
+	}
+	// A version folder without a manifest is not an image.
+	if err := os.Remove(filepath.Join(s.Dir, "images", "deb", "3", "manifest.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Locate("deb:3"); err == nil {
+		t.Error("Locate found a version without its manifest")
+	}
+}

@@ -51,7 +51,7 @@ func (a *app) configCmd() *cobra.Command {
 // imageChecker tells whether an image reference names an image.
 func imageChecker(st *store.Store) func(string) error {
 	return func(ref string) error {
-		_, err := st.Resolve(ref)
+		_, err := st.Locate(ref)
 		return err
 	}
 }

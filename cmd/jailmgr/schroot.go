@@ -249,7 +249,7 @@ func (a *app) imageRoot(c *conf.Config) func(string) string {
 		if err != nil {
 			return ""
 		}
-		img, err := st.Resolve(ref)
+		img, err := st.Locate(ref)
 		if err != nil {
 			return ""
 		}

@@ -55,7 +55,7 @@ func (a *app) resolveJail(name, sessionName string, user session.User, asRoot bo
 		return spec, nil // unpacked by Begin
 	}
 	if j.Image != "" {
-		img, err := st.Resolve(j.Image)
+		img, err := st.Locate(j.Image)
 		if err != nil {
 			if !ok {
 				return nil, fmt.Errorf("no jail or image %q (see 'jailmgr jail list' and 'jailmgr image list')", name)
