@@ -89,10 +89,14 @@ func Begin(s *Spec) (st *State, err error) {
 	if err := writeState(st); err != nil {
 		return nil, err
 	}
-	// The init starts first: a Go process takes a while to come up, and
-	// it does so while the cgroup and the root are made. It waits for
-	// "go" before it looks at its root.
-	if err := prepareRoot(st); err != nil {
+	// The root is mounted before the init starts, so that the init's mount
+	// namespace, a copy of the host's, has it. The init then comes up (a Go
+	// process takes a while) while the cgroup is made; it waits for "go"
+	// before it looks at its root.
+	if err := os.Mkdir(st.Root, 0o755); err != nil {
+		return nil, fmt.Errorf("begin session: %w", err)
+	}
+	if err := mountRoot(s, st); err != nil {
 		return nil, err
 	}
 	initp, err := startInit(s, st)
@@ -107,12 +111,6 @@ func Begin(s *Spec) (st *State, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin session: %w", err)
 	}
-	if err := mountRoot(s, st); err != nil {
-		return nil, err
-	}
-	if err := writeState(st); err != nil {
-		return nil, err
-	}
 	if err := initp.release(g); err != nil {
 		return nil, err
 	}
@@ -122,26 +120,7 @@ func Begin(s *Spec) (st *State, err error) {
 	return st, nil
 }
 
-// prepareRoot makes the folder the session's root is mounted on a shared
-// mount of its own. The init's mount namespace, copied from the host's
-// before the root is mounted, then holds a peer of it, and the root
-// mounted on the host later appears in the init's namespace too, where the
-// init makes everything private before it uses it.
-func prepareRoot(st *State) error {
-	if err := os.Mkdir(st.Root, 0o755); err != nil {
-		return fmt.Errorf("begin session: %w", err)
-	}
-	if err := unix.Mount(st.Root, st.Root, "", unix.MS_BIND, ""); err != nil {
-		return &MountError{Op: "bind", Source: st.Root, Target: st.Root, Flags: unix.MS_BIND, Err: err}
-	}
-	if err := unix.Mount("", st.Root, "", unix.MS_SHARED, ""); err != nil {
-		return &MountError{Op: "make shared", Target: st.Root, Flags: unix.MS_SHARED, Err: err}
-	}
-	return nil
-}
-
-// mountRoot mounts the session's root on the host at st.Root, over what
-// prepareRoot made there.
+// mountRoot mounts the session's root on the host at st.Root.
 func mountRoot(s *Spec, st *State) error {
 	if s.Jail.Tarball != "" {
 		// The unpacked root is the session's own, like an upper dir: it

@@ -57,6 +57,7 @@ func teardownRepack(st *State, repack bool) error {
 		return nil
 	}
 	var errs []error
+	killInit(st)
 	if g, err := cgroup.Open(st.Cgroup); err == nil {
 		if err := g.Kill(); err != nil {
 			errs = append(errs, err)
@@ -102,6 +103,42 @@ func teardownRepack(st *State, repack bool) error {
 	}
 	return nil
 }
+
+// killInit kills a session's init and waits until it has exited. As pid 1
+// of the session's pid namespace it goes last: the kernel kills every other
+// process of the namespace and waits for them before the init is gone, so
+// the cgroup is then empty, and the kill of the cgroup that follows (for
+// whatever escaped the namespace) finds nothing. A pidfd tells of the exit
+// at once, where polling the cgroup oversleeps it. Kernels without pidfds
+// (before 5.3) leave it all to the cgroup.
+func killInit(st *State) {
+	if st.InitPid <= 0 {
+		return
+	}
+	fd, err := unix.PidfdOpen(st.InitPid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	// The pidfd pins whichever process has the pid now; Alive checks that
+	// it is still the init (by its start time), not a reuse of its pid.
+	if !st.Alive() {
+		return
+	}
+	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
+		return
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(fds, int(killInitWait/time.Millisecond)); !errors.Is(err, unix.EINTR) {
+			return
+		}
+	}
+}
+
+// killInitWait bounds killInit's wait; an init stuck in the kernel is
+// left to the cgroup's kill, which reports it.
+const killInitWait = 2 * time.Second
 
 // unmountAll detaches every mount at or below dir, deepest first.
 func unmountAll(dir string) error {

@@ -116,17 +116,23 @@ func runSessionInit(stateDir string) int {
 	signal.Notify(sigs, syscall.SIGCHLD)
 	go in.reap(sigs)
 
+	// The launcher's thread is restricted while the jail is set up: what
+	// it takes on (a cgroup namespace, now that the init is in its cgroup,
+	// the filter) is its own; the pivot reaches it as every thread.
+	launcher := make(chan error, 1)
+	go func() {
+		err := <-compiled
+		if err == nil && (in.cfg.Seccomp == "default" || in.cfg.Seccomp == "none") {
+			in.launch, err = startLauncher(&in.cfg, in.filter)
+		}
+		launcher <- err
+	}()
 	ln, err := in.setup()
 	if err != nil {
 		return fail(err)
 	}
-	if err := <-compiled; err != nil {
+	if err := <-launcher; err != nil {
 		return fail(err)
-	}
-	if in.cfg.Seccomp == "default" || in.cfg.Seccomp == "none" {
-		if in.launch, err = startLauncher(&in.cfg, in.filter); err != nil {
-			return fail(err)
-		}
 	}
 	fmt.Fprintf(ready, "ok\n")
 	ready.Close()

@@ -35,7 +35,7 @@ func buildLeanInit(t *testing.T, stamp string) string {
 // and nothing is left behind.
 func TestLeanInit(t *testing.T) {
 	spec, runDir := testJail(t, "lean")
-	before := takeSnapshot(t, runDir)
+	before := takeSnapshot(t, spec)
 	defer func(s string) { buildStamp = s }(buildStamp)
 	lean := buildLeanInit(t, "test-stamp")
 
@@ -64,7 +64,7 @@ func TestLeanInit(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "another build") || !strings.Contains(err.Error(), "make install") {
 		t.Errorf("Begin with a jailmgr-init of another build: %v; want a refusal that says to install both", err)
 	}
-	if after := takeSnapshot(t, runDir); !after.same(before) {
+	if after := takeSnapshot(t, spec); !after.same(before) {
 		t.Errorf("left behind: before %+v, after %+v", before, after)
 	}
 

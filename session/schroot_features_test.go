@@ -75,7 +75,7 @@ func TestArchiveSessions(t *testing.T) {
 	if err := repackArchive(spec.Lower, archive); err != nil {
 		t.Fatal(err)
 	}
-	before := takeSnapshot(t, runDir)
+	before := takeSnapshot(t, spec)
 	spec.Jail.Directory, spec.Lower, spec.Jail.Tarball = "", "", archive
 	st, err := Begin(spec)
 	if err != nil {
@@ -113,7 +113,7 @@ func TestArchiveSessions(t *testing.T) {
 	if info, err := os.Stat(archive); err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("repacked archive: %v %v", info, err)
 	}
-	if after := takeSnapshot(t, runDir); !before.same(after) {
+	if after := takeSnapshot(t, spec); !before.same(after) {
 		t.Errorf("host state changed: before %+v, after %+v", before, after)
 	}
 
@@ -123,7 +123,7 @@ func TestArchiveSessions(t *testing.T) {
 	if _, err := Begin(spec); err == nil {
 		t.Errorf("an .lzo archive was accepted")
 	}
-	if after := takeSnapshot(t, runDir); !before.same(after) {
+	if after := takeSnapshot(t, spec); !before.same(after) {
 		t.Errorf("a refused archive left state: before %+v, after %+v", before, after)
 	}
 }

@@ -114,15 +114,31 @@ type snapshot struct {
 	states  int
 }
 
-func takeSnapshot(t *testing.T, runDir string) snapshot {
+// takeSnapshot counts what sessions of spec's jail left on the host: the
+// mounts at its run folder (where session roots are mounted), the cgroups
+// of sessions named after the jail, the state folders. Sessions of other
+// tests (go test runs packages at once) do not count.
+func takeSnapshot(t *testing.T, spec *Spec) snapshot {
 	t.Helper()
 	data, _ := os.ReadFile("/proc/self/mountinfo")
-	groups, err := cgroup.List("jailmgr")
+	mounts := 0
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], spec.RunDir+"/") {
+			mounts++
+		}
+	}
+	all, err := cgroup.List("jailmgr")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ents, _ := os.ReadDir(runDir)
-	return snapshot{mounts: strings.Count(string(data), "\n"), cgroups: groups, states: len(ents)}
+	var groups []string
+	for _, g := range all {
+		if strings.HasPrefix(g, "jailmgr/"+spec.Jail.Name+"-") || (spec.Name != "" && g == "jailmgr/"+spec.Name) {
+			groups = append(groups, g)
+		}
+	}
+	ents, _ := os.ReadDir(spec.RunDir)
+	return snapshot{mounts: mounts, cgroups: groups, states: len(ents)}
 }
 
 func (s snapshot) same(o snapshot) bool {
@@ -213,7 +229,7 @@ func TestEphemeralWritesDiscarded(t *testing.T) {
 
 func TestManySessionsLeaveNothing(t *testing.T) {
 	spec, runDir := testJail(t, "many")
-	before := takeSnapshot(t, runDir)
+	before := takeSnapshot(t, spec)
 	var ids []string
 	for i := 0; i < 20; i++ {
 		s := *spec
@@ -237,7 +253,7 @@ func TestManySessionsLeaveNothing(t *testing.T) {
 			t.Errorf("end %s: %v", id, err)
 		}
 	}
-	after := takeSnapshot(t, runDir)
+	after := takeSnapshot(t, spec)
 	if !before.same(after) {
 		t.Errorf("host state changed: before %+v, after %+v", before, after)
 	}
@@ -248,7 +264,7 @@ func TestManySessionsLeaveNothing(t *testing.T) {
 
 func TestRecoverAfterInitKilled(t *testing.T) {
 	spec, runDir := testJail(t, "rec")
-	before := takeSnapshot(t, runDir)
+	before := takeSnapshot(t, spec)
 	st, err := Begin(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +281,7 @@ func TestRecoverAfterInitKilled(t *testing.T) {
 	if err != nil || len(ids) != 1 || ids[0] != st.ID {
 		t.Fatalf("Recover = %v, %v; want [%s]", ids, err, st.ID)
 	}
-	if after := takeSnapshot(t, runDir); !before.same(after) {
+	if after := takeSnapshot(t, spec); !before.same(after) {
 		t.Errorf("host state changed: before %+v, after %+v", before, after)
 	}
 }
@@ -288,7 +304,7 @@ func TestRecoverLeavesLiveSessions(t *testing.T) {
 func TestIdleTimeoutEndsSession(t *testing.T) {
 	spec, runDir := testJail(t, "idle")
 	spec.Jail.IdleTimeout = 500 * time.Millisecond
-	before := takeSnapshot(t, runDir)
+	before := takeSnapshot(t, spec)
 	st, err := Begin(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -304,14 +320,14 @@ func TestIdleTimeoutEndsSession(t *testing.T) {
 		End(runDir, st.ID)
 		t.Fatal("the idle session was not ended by itself")
 	}
-	if after := takeSnapshot(t, runDir); !before.same(after) {
+	if after := takeSnapshot(t, spec); !before.same(after) {
 		t.Errorf("host state changed: before %+v, after %+v", before, after)
 	}
 }
 
 func TestBadInputLeavesNothing(t *testing.T) {
 	spec, runDir := testJail(t, "bad")
-	before := takeSnapshot(t, runDir)
+	before := takeSnapshot(t, spec)
 	spec.Jail.Binds = []conf.Bind{{Source: "/nonexistent/source", Target: "/x"}}
 	if _, err := Begin(spec); err == nil || !strings.Contains(err.Error(), "/nonexistent/source") {
 		t.Errorf("missing bind source: err = %v", err)
@@ -324,7 +340,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 	if _, err := Get(runDir, "nosuch"); err == nil {
 		t.Errorf("unknown session id accepted")
 	}
-	if after := takeSnapshot(t, runDir); !before.same(after) {
+	if after := takeSnapshot(t, spec); !before.same(after) {
 		t.Errorf("host state changed: before %+v, after %+v", before, after)
 	}
 }
