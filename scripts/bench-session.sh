@@ -5,7 +5,8 @@
 # `unshare -mpui` + chroot, all on the same root, timed by hyperfine in one
 # run. Prints a markdown table (hyperfine's, with its relative column), then a
 # second one: `jailmgr run` on bookworm minbase and on the 3.5 times larger
-# buildd image, to show that a session's start does not grow with the image.
+# buildd image, to show that a session's start does not grow with the image;
+# a third times the process starts a session command is made of.
 #
 #   sudo bash scripts/bench-session.sh [MIRROR_URL]
 #
@@ -33,6 +34,8 @@ bench_sessions() {
 	"$JM" -q --store "$work/s" bootstrap bookworm --variant minbase --mirror "$mirror" --name sessbench >/dev/null
 	root=$("$JM" --store "$work/s" image show sessbench --rootfs)
 	printf '[jailmgr-bench]\ntype=directory\ndirectory=%s\nusers=root\nroot-users=root\nprofile=minimal\n' "$root" >"$conf"
+	# The bootstrap's writes go to disk now, not in the middle of the runs.
+	sync
 	SESSION_ID=$("$JM" --store "$work/s" session begin sessbench)
 	out=$work/sessions.md
 	hyperfine -N --style basic --warmup 5 --runs "${SESSION_RUNS:-50}" --export-markdown "$out" \
@@ -43,6 +46,7 @@ bench_sessions() {
 		-n 'unshare -mpui + chroot' "unshare -mpuif chroot $root /bin/true" >&2 || rc=$?
 	cat "$out"
 	"$JM" -q --store "$work/s" bootstrap bookworm --variant buildd --mirror "$mirror" --name sessbench-buildd >/dev/null
+	sync
 	local small big
 	small=$(du -sh "$root" | cut -f1)
 	big=$(du -sh "$("$JM" --store "$work/s" image show sessbench-buildd --rootfs)" | cut -f1)
@@ -53,7 +57,30 @@ bench_sessions() {
 		-n "jailmgr run, minbase ($small)" "$JM --store $work/s run sessbench -- /bin/true" \
 		-n "jailmgr run, buildd ($big)" "$JM --store $work/s run sessbench-buildd -- /bin/true" >&2 || rc=$?
 	cat "$work/size.md"
+	bench_floors "$work" || rc=$?
 	return "$rc"
+}
+
+# bench_floors times what any session command here is made of: a Go
+# process's start (a static hello world, built now), jailmgr's start (its
+# help), the session init's alone (jailmgr-init, which refuses to run by
+# hand at once), and /bin/true on the host. A `session run` is at least one
+# Go start plus the command; a `jailmgr run` at least two Go starts plus it.
+bench_floors() {
+	local work=$1 init go
+	init=$(dirname "$JM")/jailmgr-init
+	go=$(command -v go || echo /usr/local/go/bin/go)
+	mkdir -p "$work/hello"
+	printf 'package main\n\nfunc main() {}\n' >"$work/hello/main.go"
+	(cd "$work/hello" && CGO_ENABLED=0 GOFLAGS= "$go" build -o hello main.go) || return 1
+	echo
+	echo "What a session command is made of here (process starts, no session):"
+	echo
+	local args=(-n 'Go hello world (static)' "$work/hello/hello" -n 'jailmgr --help' "$JM --help")
+	[[ -x $init ]] && args+=(-n 'jailmgr-init (exits at once)' "$init")
+	args+=(-n '/bin/true' /bin/true)
+	hyperfine -N -i --style basic --warmup 5 --runs "${SESSION_RUNS:-50}" --export-markdown "$work/floors.md" "${args[@]}" >&2 || return 1
+	cat "$work/floors.md"
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then

@@ -223,11 +223,7 @@ func (a *app) sessionCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := a.ownSession(args[0])
-			if err != nil {
-				return err
-			}
-			user, err := session.Caller()
+			st, user, err := a.ownSession(args[0])
 			if err != nil {
 				return err
 			}
@@ -256,7 +252,7 @@ func (a *app) sessionCmd() *cobra.Command {
 		Short: "End a session: kill its processes, unmount, remove its state",
 		Args:  exactArgs(1, "one session id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := a.ownSession(args[0]); err != nil {
+			if _, _, err := a.ownSession(args[0]); err != nil {
 				return err
 			}
 			return session.End(runDir(), args[0])
@@ -316,20 +312,21 @@ func (a *app) sessionCmd() *cobra.Command {
 	return cmd
 }
 
-// ownSession finds a session the caller may use: root, or its owner.
-func (a *app) ownSession(id string) (*session.State, error) {
+// ownSession finds a session the caller may use (root, or its owner), and
+// the caller.
+func (a *app) ownSession(id string) (*session.State, session.User, error) {
 	st, err := session.Get(runDir(), id)
 	if err != nil {
-		return nil, err
+		return nil, session.User{}, err
 	}
 	user, err := session.Caller()
 	if err != nil {
-		return nil, err
+		return nil, session.User{}, err
 	}
 	if user.UID != 0 && user.UID != st.UID {
-		return nil, fmt.Errorf("%w: session %s belongs to %s", session.ErrDenied, id, st.User)
+		return nil, session.User{}, fmt.Errorf("%w: session %s belongs to %s", session.ErrDenied, id, st.User)
 	}
-	return st, nil
+	return st, user, nil
 }
 
 // sessionRow is one line of 'session list --json' and 'session info'.
