@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"jailmgr/internal/names"
 )
 
 // Jail is one validated jail definition.
@@ -398,17 +400,7 @@ func list(v string) []string {
 	return out
 }
 
-func validJailName(n string) bool {
-	if n == "" || len(n) > 128 || n[0] == '.' || n[0] == '-' {
-		return false
-	}
-	for _, r := range n {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
-}
+func validJailName(n string) bool { return names.Valid(n, 128) }
 
 func validHostname(h string) bool {
 	if h == "" || len(h) > 64 {

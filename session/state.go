@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"jailmgr/internal/names"
 )
 
 // DefaultRunDir holds one folder per open session.
@@ -134,17 +136,7 @@ func processStart(pid int) (uint64, error) {
 }
 
 // ValidID reports whether id can name a session.
-func ValidID(id string) bool {
-	if id == "" || len(id) > 100 || id[0] == '.' || id[0] == '-' {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
-}
+func ValidID(id string) bool { return names.Valid(id, 100) }
 
 // Get reads one session's state.
 func Get(runDir, id string) (*State, error) {

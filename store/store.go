@@ -29,6 +29,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"jailmgr/internal/names"
 )
 
 // DefaultDir is the store used when neither --store nor JAILMGR_STORE is set.
@@ -113,19 +115,7 @@ func ParseRef(ref string) (name string, version int, err error) {
 // ValidName reports whether name can name an image.
 func ValidName(name string) bool { return validName(name) }
 
-func validName(name string) bool {
-	if name == "" || len(name) > 128 || name[0] == '.' || name[0] == '-' {
-		return false
-	}
-	for _, r := range name {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
-		default:
-			return false
-		}
-	}
-	return true
-}
+func validName(n string) bool { return names.Valid(n, 128) }
 
 // versions lists the committed versions of name, ascending.
 func (s *Store) versions(name string) ([]int, error) {
