@@ -3,7 +3,9 @@
 package session
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 
@@ -53,7 +55,29 @@ func Doctor() []Check {
 		ok := err == nil && strings.Contains(layout, c+":")
 		add("cgroup controller "+c, ok, "as in the layout above", c+" limits")
 	}
+	init, ok, detail := initCheck()
+	add("session init", ok, init+": "+detail, "sessions")
 	return out
+}
+
+// initCheck names the program session inits run, and whether it can.
+func initCheck() (string, bool, string) {
+	p, err := initProgram()
+	if err != nil {
+		return "?", false, err.Error()
+	}
+	self, _ := os.Executable()
+	if p == self {
+		if buildStamp == "" {
+			return p, true, "jailmgr itself (a build without make's stamp uses no jailmgr-init)"
+		}
+		return p, true, "jailmgr itself (no jailmgr-init beside it that only root or jailmgr's owner can write; 'make install' puts one in ../lib/jailmgr)"
+	}
+	out, err := exec.Command(p, buildArg).Output()
+	if got := strings.TrimSpace(string(out)); err != nil || got != buildStamp {
+		return p, false, fmt.Sprintf("of another build (%q, not %q): install jailmgr and jailmgr-init together ('make install')", got, buildStamp)
+	}
+	return p, true, "the lean init of this build"
 }
 
 func openat2Works() bool {

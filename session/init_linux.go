@@ -42,6 +42,9 @@ func MaybeRunInternal() {
 		}
 	case execArg:
 		os.Exit(runExec())
+	case buildArg:
+		fmt.Println(buildStamp)
+		os.Exit(0)
 	default:
 		maybeRunHostRole()
 	}

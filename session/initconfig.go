@@ -9,6 +9,7 @@ const (
 	sessionInitArg = "__jailmgr-session-init"
 	monitorArg     = "__jailmgr-session-monitor"
 	execArg        = "__jailmgr-exec"
+	buildArg       = "__jailmgr-build" // prints the build stamp (doctor)
 )
 
 // User is the person a session runs commands for.

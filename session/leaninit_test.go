@@ -57,8 +57,15 @@ func TestLeanInit(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if p, ok, detail := initCheck(); !ok || p != lean || !strings.Contains(detail, "this build") {
+		t.Errorf("doctor's session init: %s, %v, %s", p, ok, detail)
+	}
+
 	// The client's build is not the init's.
 	buildStamp = "other-stamp"
+	if _, ok, detail := initCheck(); ok || !strings.Contains(detail, "make install") {
+		t.Errorf("doctor passes a jailmgr-init of another build: %v, %s", ok, detail)
+	}
 	spec.Name = "lean-other"
 	_, err = Begin(spec)
 	if err == nil || !strings.Contains(err.Error(), "another build") || !strings.Contains(err.Error(), "make install") {
