@@ -53,7 +53,8 @@ SETUID ?= 0
 
 install: build
 	install -D -m $(if $(filter 1,$(SETUID)),4755,0755) $(BIN) $(DESTDIR)$(PREFIX)/bin/jailmgr
-	install -D -m 0755 $(INIT) $(DESTDIR)$(PREFIX)/lib/jailmgr/jailmgr-init
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/jailmgr
+	install -m 0755 $(INIT) $(DESTDIR)$(PREFIX)/lib/jailmgr/jailmgr-init
 	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d $(DESTDIR)$(PREFIX)/share/man/man1
 	$(BIN) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/jailmgr
 	$(BIN) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_jailmgr
