@@ -190,7 +190,7 @@ func countDirs(ents []os.DirEntry) int {
 // (whose bootstrap, update or import may be about to use cached files),
 // exclusive for gc's pruning.
 func (s *Store) lockCache(how int) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(s.Dir, "cache", "lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o644)
+	f, err := os.OpenFile(filepath.Join(s.Dir, "cache", "lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock package cache: %w", err)
 	}

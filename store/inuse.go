@@ -58,7 +58,7 @@ func (s *Store) inUse(img *Image) (*InUseError, error) {
 			}
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(img.Dir, useLock), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o644)
+	f, err := os.OpenFile(filepath.Join(img.Dir, useLock), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err == nil {
 		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
 			e.Busy = true
@@ -85,7 +85,7 @@ func (s *Store) Use(img *Image) (release func(), err error) {
 		return nil, err
 	}
 	defer l.Close()
-	f, err := os.OpenFile(filepath.Join(img.Dir, useLock), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o644)
+	f, err := os.OpenFile(filepath.Join(img.Dir, useLock), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("use %s: %w", img.Ref(), err)
 	}

@@ -31,15 +31,29 @@ type Staging struct {
 
 // NewStaging creates and locks a new staging area with an empty rootfs/.
 func (s *Store) NewStaging() (*Staging, error) {
-	id := newID()
-	dir := filepath.Join(s.Dir, "staging", id)
-	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_EXCL|os.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create staging area: %w", err)
-	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	var (
+		dir  string
+		lock *os.File
+		err  error
+	)
+	// A sweep running meanwhile may take the new lock file for a leftover
+	// (it has no area beside it yet) and remove it between its creation
+	// and the flock: an area is only ours if the lock we hold is the one
+	// at its path. Else another name is tried.
+	for try := 0; ; try++ {
+		dir = filepath.Join(s.Dir, "staging", newID())
+		lock, err = os.OpenFile(dir+".lock", os.O_CREATE|os.O_EXCL|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create staging area: %w", err)
+		}
+		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil && holdsPath(lock, dir+".lock") {
+			break
+		}
 		lock.Close()
-		return nil, fmt.Errorf("lock staging area: %w", err)
+		if try == 10 {
+			return nil, fmt.Errorf("lock staging area: %w", errors.Join(err, errors.New("the lock file keeps being taken")))
+		}
 	}
 	cache, err := s.lockCache(unix.LOCK_SH)
 	if err != nil {
@@ -47,7 +61,13 @@ func (s *Store) NewStaging() (*Staging, error) {
 		os.Remove(dir + ".lock")
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "rootfs"), 0o755); err != nil {
+	// The area becomes the version's folder, root's alone as the store's
+	// are; rootfs is the image's / and keeps the usual mode.
+	err = os.Mkdir(dir, 0o700)
+	if err == nil {
+		err = os.Mkdir(filepath.Join(dir, "rootfs"), 0o755)
+	}
+	if err != nil {
 		lock.Close()
 		cache.Close()
 		os.Remove(dir + ".lock")
@@ -118,7 +138,7 @@ func (st *Staging) Commit(name string, m *Manifest) (*Image, error) {
 		return nil, err
 	}
 	parent := filepath.Join(st.store.Dir, "images", name)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return nil, fmt.Errorf("commit image %s: %w", name, err)
 	}
 	dst := filepath.Join(parent, strconv.Itoa(next))
@@ -168,10 +188,20 @@ func (s *Store) tryRemoveLocked(path string) error {
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return nil // a live process owns it
 	}
+	if !holdsPath(lock, path+".lock") {
+		return nil // another sweep removed it; its owner, if any, made another
+	}
 	if err := removeAll(path); err != nil {
 		return fmt.Errorf("sweep %s: %w", path, err)
 	}
 	return os.Remove(path + ".lock")
+}
+
+// holdsPath tells whether f is still the file at path (not one unlinked
+// and replaced since it was opened).
+func holdsPath(f *os.File, path string) bool {
+	var a, b unix.Stat_t
+	return unix.Fstat(int(f.Fd()), &a) == nil && unix.Stat(path, &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino
 }
 
 func writeFileSync(path string, data []byte) error {

@@ -34,7 +34,8 @@ import (
 )
 
 // DefaultDir is the store used when neither --store nor JAILMGR_STORE is set.
-const DefaultDir = "/var/lib/jailmgr"
+// A var so that a build can bake another (make install STOREDIR=...).
+var DefaultDir = "/var/lib/jailmgr"
 
 var (
 	// ErrNotFound is returned for a reference that names no image.
@@ -52,21 +53,63 @@ type Store struct {
 
 // Open creates the store's layout if needed and sweeps staging areas that no
 // live process owns (leftovers of an interrupted bootstrap or removal).
+//
+// The store is root's alone (0700, and so are the folders it makes): image
+// roots and session upper dirs hold setuid files and device nodes that
+// other users must not reach from the host, whatever the modes inside. A
+// store made before that rule, with looser modes, is tightened when root
+// opens it.
 func Open(dir string) (*Store, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	s := &Store{Dir: abs}
-	for _, d := range []string{"images", "staging", filepath.Join("cache", "debs"), filepath.Join("cache", "indexes")} {
-		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", abs, err)
+	}
+	for _, d := range []string{"images", "staging", "cache", filepath.Join("cache", "debs"), filepath.Join("cache", "indexes")} {
+		if err := os.MkdirAll(filepath.Join(abs, d), 0o700); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", abs, err)
+		}
+	}
+	if os.Geteuid() == 0 {
+		if err := s.tighten(); err != nil {
+			return nil, err
 		}
 	}
 	if err := s.sweep(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// storeFolders are the store's own folders, which tighten closes to other
+// users; what is below them is reachable only through them.
+var storeFolders = []string{"", "images", "staging", "cache", filepath.Join("cache", "debs"), filepath.Join("cache", "indexes"), "tags", "sessions", "persist"}
+
+// tighten takes group and other permissions off the store's own folders,
+// which older versions made 0755.
+func (s *Store) tighten() error {
+	for _, d := range storeFolders {
+		p := filepath.Join(s.Dir, d)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return fmt.Errorf("open store %s: %w", s.Dir, err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("open store %s: %s is not a folder", s.Dir, p)
+		}
+		if st.Mode&0o077 != 0 {
+			if err := unix.Chmod(p, st.Mode&0o700); err != nil {
+				return fmt.Errorf("open store %s: %w", s.Dir, err)
+			}
+		}
+	}
+	return nil
 }
 
 // CacheDir is the folder of the shared, content-addressed package cache.
@@ -84,7 +127,7 @@ func (s *Store) CachePath(sha256 string) string {
 
 // lock takes the store-wide lock that serialises commits and removals.
 func (s *Store) lock() (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(s.Dir, "lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o644)
+	f, err := os.OpenFile(filepath.Join(s.Dir, "lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
 	}

@@ -82,7 +82,7 @@ func (s *Store) Tag(ref, tag string) (img *Image, previous string, err error) {
 		return nil, "", err
 	}
 	dir := filepath.Join(s.Dir, "tags", name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", fmt.Errorf("tag %s: %w", tag, err)
 	}
 	removeTemps(dir)
