@@ -8,8 +8,6 @@
 package conf
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,7 +21,9 @@ import (
 )
 
 // DefaultPath is the main configuration file.
-const DefaultPath = "/etc/jailmgr.conf"
+// A var, not a const, so that a build can bake another one in
+// (make install CONFFILE=..., -X jailmgr/conf.DefaultPath=...).
+var DefaultPath = "/etc/jailmgr.conf"
 
 // ErrInvalid is wrapped by every configuration error.
 var ErrInvalid = errors.New("conf: invalid configuration")
@@ -105,6 +105,20 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
+// lines splits a file into its lines, of any length, as bufio.ScanLines
+// does (a final newline ends the last line; a \r before a newline goes).
+func lines(data []byte) []string {
+	text := strings.TrimSuffix(string(data), "\n")
+	if text == "" {
+		return nil
+	}
+	out := strings.Split(text, "\n")
+	for i, l := range out {
+		out[i] = strings.TrimSuffix(l, "\r")
+	}
+	return out
+}
+
 // parse reads one file. ini.v1 checks the syntax; a line scan finds where
 // each section and key stands, which ini.v1 does not record.
 func (c *Config) parse(file string, data []byte) []error {
@@ -113,11 +127,9 @@ func (c *Config) parse(file string, data []byte) []error {
 	}
 	var errs []error
 	var cur *Section
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	line := 0
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
+	for i, raw := range lines(data) {
+		line := i + 1
+		text := strings.TrimSpace(raw)
 		if text == "" || text[0] == '#' || text[0] == ';' {
 			continue
 		}

@@ -56,3 +56,29 @@ func TestLoadErrorsNameFileAndLine(t *testing.T) {
 		}
 	}
 }
+
+// TestLongLinesAreRead: a line over bufio.Scanner's 64 KiB limit used to
+// end the scan silently, so that what followed it — here a second jail and
+// an error in it — was never read, and 'config check' said ok.
+func TestLongLinesAreRead(t *testing.T) {
+	dir := t.TempDir()
+	main := filepath.Join(dir, "jailmgr.conf")
+	long := strings.Repeat("x", 200<<10)
+	write(t, main, "[a]\nimage = bookworm\ndescription = "+long+"\n[b]\nimage = bookworm\nno-such-key = 1\n")
+	c, err := Load(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Sections["a"]; s == nil || len(s.Keys) != 2 || len(s.Keys[1].Value) != len(long) {
+		t.Fatalf("section a = %+v", s)
+	}
+	_, err = c.Jails(nil)
+	if err == nil || !strings.Contains(err.Error(), main+":6: no-such-key") {
+		t.Errorf("Jails: %v; want the unknown key after the long line, at line 6", err)
+	}
+	// schroot's key files likewise.
+	groups, err := parseKeyfile("schroot.conf", []byte("[c]\ndescription="+long+"\ntype=plain\n"))
+	if err != nil || len(groups) != 1 || len(groups[0].keys) != 2 {
+		t.Errorf("parseKeyfile with a long line: %v, %+v", err, groups)
+	}
+}

@@ -1,7 +1,6 @@
 package conf
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -115,9 +114,8 @@ func (c *SchrootConfig) setupFiles(ch *Chroot) (map[string]string, error) {
 		return nil, &SchrootError{File: ch.File, Line: ch.Line, Group: ch.Name, Key: "script-config", What: fmt.Sprintf("read %s: %v", path, err)}
 	}
 	vars := map[string]string{"FSTAB": "fstab", "COPYFILES": "copyfiles", "NSSDATABASES": "nssdatabases"}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+	for _, l := range lines([]byte(text)) {
+		k, v, ok := strings.Cut(strings.TrimSpace(l), "=")
 		if name, known := vars[k]; ok && known {
 			files[name] = strings.Trim(v, `"'`)
 		}

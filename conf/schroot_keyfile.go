@@ -1,8 +1,6 @@
 package conf
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"regexp"
 	"slices"
@@ -38,12 +36,8 @@ func parseKeyfile(file string, data []byte) ([]*keyfileGroup, error) {
 	var groups []*keyfileGroup
 	seen := map[string]bool{}
 	var cur *keyfileGroup
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
+	for i, text := range lines(data) {
+		line := i + 1
 		switch {
 		case text == "" || text[0] == '#':
 		case text[0] == '[':
@@ -73,9 +67,6 @@ func parseKeyfile(file string, data []byte) ([]*keyfileGroup, error) {
 			}
 			cur.keys = append(cur.keys, Key{Name: k, Value: v, Line: line})
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read schroot config %s: %w", file, err)
 	}
 	return groups, nil
 }
