@@ -45,14 +45,13 @@ func Begin(s *Spec) (st *State, err error) {
 	if !ValidID(id) {
 		return nil, fmt.Errorf("begin session: %q is not a valid session name (letters, digits, '.', '-', '_')", id)
 	}
-	if err := os.MkdirAll(s.RunDir, 0o755); err != nil {
+	if err := makeRunDir(s.RunDir); err != nil {
 		return nil, fmt.Errorf("begin session: %w", err)
 	}
 	dir := filepath.Join(s.RunDir, id)
-	// 0711: the owner reaches the session's root at <dir>/root, where
-	// schroot clients (sbuild) copy files in and out; the state and the
-	// control socket inside stay root's (0600).
-	if err := os.Mkdir(dir, 0o711); err != nil {
+	// Root's alone: the owner is let through (search only) once the
+	// host's view of the root is in place, below.
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("begin session: a session named %s is already open", id)
 		}
@@ -89,21 +88,45 @@ func Begin(s *Spec) (st *State, err error) {
 	if err := writeState(st); err != nil {
 		return nil, err
 	}
-	// The root is mounted before the init starts, so that the init's mount
-	// namespace, a copy of the host's, has it. The init then comes up (a Go
-	// process takes a while) while the cgroup is made; it waits for "go"
-	// before it looks at its root.
-	if err := os.Mkdir(st.Root, 0o755); err != nil {
-		return nil, fmt.Errorf("begin session: %w", err)
+	// The jail's root is mounted before the init starts, so that the
+	// init's mount namespace, a copy of the host's, has it. The init then
+	// comes up (a Go process takes a while) while the host's view and the
+	// cgroup are made; it waits for "go" before it looks at its root.
+	private := privateRoot(dir)
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{filepath.Dir(private), 0o700}, {private, 0o755}, {st.Root, 0o755}} {
+		if err := os.Mkdir(d.path, d.mode); err != nil {
+			return nil, fmt.Errorf("begin session: %w", err)
+		}
 	}
-	if err := mountRoot(s, st); err != nil {
+	var held *os.File
+	if upper := persistentUpper(s); upper != "" {
+		// One session at a time on the jail's upper dir; the lock is
+		// taken before anything of the session touches it.
+		if held, err = lockPersist(upper, s.Jail.Name, id); err != nil {
+			return nil, fmt.Errorf("begin session: %w", err)
+		}
+		// The init holds it from its start; this copy goes with Begin.
+		defer held.Close()
+	}
+	if err := mountRoot(s, st, private); err != nil {
 		return nil, err
 	}
-	initp, err := startInit(s, st)
+	initp, err := startInit(s, st, private, held)
 	if err != nil {
 		return nil, err
 	}
 	defer initp.close()
+	if err := mountView(private, st.Root); err != nil {
+		return nil, err
+	}
+	if st.UID != 0 {
+		if err := grantSearch(dir, st.UID); err != nil {
+			return nil, fmt.Errorf("begin session: %w", err)
+		}
+	}
 	if err := writeState(st); err != nil {
 		return nil, err
 	}
@@ -120,8 +143,9 @@ func Begin(s *Spec) (st *State, err error) {
 	return st, nil
 }
 
-// mountRoot mounts the session's root on the host at st.Root.
-func mountRoot(s *Spec, st *State) error {
+// mountRoot mounts the session's root on the host at target, root's alone:
+// the jail's own root, with setuid and device semantics.
+func mountRoot(s *Spec, st *State, target string) error {
 	if s.Jail.Tarball != "" {
 		// The unpacked root is the session's own, like an upper dir: it
 		// goes when the session does.
@@ -130,7 +154,10 @@ func mountRoot(s *Spec, st *State) error {
 			return err
 		}
 		unpacked := filepath.Join(st.Upper, "rootfs")
-		if err := os.MkdirAll(unpacked, 0o755); err != nil {
+		if err := makeUpper(st.Upper); err != nil {
+			return err
+		}
+		if err := os.Mkdir(unpacked, 0o755); err != nil {
 			return fmt.Errorf("begin session: %w", err)
 		}
 		if err := unpackArchive(s.Jail.Tarball, unpacked); err != nil {
@@ -147,14 +174,14 @@ func mountRoot(s *Spec, st *State) error {
 			defer unix.Close(fd)
 			root = fmt.Sprintf("/proc/self/fd/%d", fd)
 		}
-		if err := unix.Mount(root, st.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return &MountError{Op: "bind", Source: root, Target: st.Root, Flags: unix.MS_BIND | unix.MS_REC, Err: err}
+		if err := unix.Mount(root, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return &MountError{Op: "bind", Source: root, Target: target, Flags: unix.MS_BIND | unix.MS_REC, Err: err}
 		}
 		return nil
 	}
 	if s.ImageRef == "" && s.Jail.Type == "persistent" {
-		if err := unix.Mount(s.Lower, st.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return &MountError{Op: "bind", Source: s.Lower, Target: st.Root, Flags: unix.MS_BIND | unix.MS_REC, Err: err}
+		if err := unix.Mount(s.Lower, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return &MountError{Op: "bind", Source: s.Lower, Target: target, Flags: unix.MS_BIND | unix.MS_REC, Err: err}
 		}
 		return nil
 	}
@@ -162,7 +189,7 @@ func mountRoot(s *Spec, st *State) error {
 	// go to an upper dir on the store's filesystem.
 	switch {
 	case s.Jail.Type == "persistent":
-		st.Upper, st.Keep = filepath.Join(s.StoreDir, "persist", s.Jail.Name), true
+		st.Upper, st.Keep = persistentUpper(s), true
 	case s.Jail.OverlayDir != "":
 		st.Upper = filepath.Join(s.Jail.OverlayDir, st.ID)
 	default:
@@ -172,9 +199,12 @@ func mountRoot(s *Spec, st *State) error {
 	if err := writeState(st); err != nil {
 		return err
 	}
+	if err := makeUpper(st.Upper); err != nil {
+		return err
+	}
 	upper, work := filepath.Join(st.Upper, "upper"), filepath.Join(st.Upper, "work")
 	for _, d := range []string{upper, work} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.Mkdir(d, 0o755); err != nil && !(st.Keep && errors.Is(err, os.ErrExist)) {
 			return fmt.Errorf("begin session: %w", err)
 		}
 	}
@@ -184,8 +214,73 @@ func mountRoot(s *Spec, st *State) error {
 		}
 	}
 	opts := "lowerdir=" + s.Lower + ",upperdir=" + upper + ",workdir=" + work
-	if err := unix.Mount("overlay", st.Root, "overlay", 0, opts); err != nil {
-		return &MountError{Op: "mount", Source: "overlay " + opts, Target: st.Root, FSType: "overlay", Err: err}
+	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+		return &MountError{Op: "mount", Source: "overlay " + opts, Target: target, FSType: "overlay", Err: err}
+	}
+	return nil
+}
+
+// persistentUpper is the folder of the upper dir that the sessions of a
+// persistent image jail share, one at a time; "" for other jails (a
+// persistent directory jail is a plain bind, with no upper dir).
+func persistentUpper(s *Spec) string {
+	if s.Jail.Tarball != "" || s.ImageRef == "" || s.Jail.Type != "persistent" {
+		return ""
+	}
+	return filepath.Join(s.StoreDir, "persist", s.Jail.Name)
+}
+
+// makeUpper makes the folder of a session's upper (or unpacked) root,
+// root's alone: what is written in the jail — setuid files of a root-user
+// among them — lies there with its own modes, and the jail's overlay-dir
+// may be a folder others can enter. A persistent jail's folder outlives
+// its sessions; one made by an older version is tightened.
+func makeUpper(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return fmt.Errorf("begin session: %w", err)
+	}
+	err := os.Mkdir(dir, 0o700)
+	if errors.Is(err, os.ErrExist) {
+		err = os.Chmod(dir, 0o700)
+	}
+	if err != nil {
+		return fmt.Errorf("begin session: %w", err)
+	}
+	return nil
+}
+
+// makeRunDir makes the folder of state folders, and the default's parent
+// (/run/jailmgr), root's with search for all (0711): a session's owner
+// passes through to the session's root; nobody lists who has sessions. A
+// folder with other modes (made by an older version) is put right.
+func makeRunDir(runDir string) error {
+	if err := os.MkdirAll(runDir, 0o711); err != nil {
+		return err
+	}
+	dirs := []string{runDir}
+	if parent := filepath.Dir(runDir); runDir == DefaultRunDir && filepath.Base(parent) == "jailmgr" {
+		// /run/jailmgr is jailmgr's too; a parent of another name (a
+		// build's own run folder) is the system's, and left alone.
+		dirs = append(dirs, parent)
+	}
+	for _, d := range dirs {
+		var st unix.Stat_t
+		if err := unix.Lstat(d, &st); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("%s is not a folder", d)
+		}
+		if st.Uid != 0 || st.Gid != 0 {
+			if err := unix.Lchown(d, 0, 0); err != nil {
+				return err
+			}
+		}
+		if st.Mode&0o7777 != 0o711 {
+			if err := unix.Chmod(d, 0o711); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -199,9 +294,15 @@ type startedInit struct {
 
 // startInit starts the session init in new namespaces. It waits, without
 // looking at the jail, until release has put it into the cgroup.
-func startInit(s *Spec, st *State) (in *startedInit, err error) {
+//
+// held, if not nil, is handed to the init as fd 5 and stays open there for
+// the init's life, as nothing of the init closes it: the lock of a
+// persistent jail. Like everything the init inherits it is marked
+// close-on-exec before a command starts (fds_linux.go), so no command
+// holds it.
+func startInit(s *Spec, st *State, root string, held *os.File) (in *startedInit, err error) {
 	cfg := initConfig{
-		Root: st.Root, Mounts: s.Jail.Mounts, Hostname: s.Jail.Hostname,
+		Root: root, Mounts: s.Jail.Mounts, Hostname: s.Jail.Hostname,
 		Network: s.Jail.Network, Seccomp: s.Jail.Seccomp, Capabilities: s.Jail.Capabilities, User: s.User,
 		IdleTimeout: int64(s.Jail.IdleTimeout), MaxLifetime: int64(s.Jail.MaxLifetime),
 		Limits:      sessionLimits{Memory: s.Jail.Memory, CPUs: s.Jail.CPUs, Pids: s.Jail.Pids},
@@ -269,6 +370,9 @@ func startInit(s *Spec, st *State) (in *startedInit, err error) {
 	cmd.Args[0] = "jailmgr-init"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, in.logf, in.logf
 	cmd.ExtraFiles = []*os.File{goR, readyW}
+	if held != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, held)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}
 	if s.Automatic {
 		// The session is the caller's: killed with it, its commands go too

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"jailmgr/internal/role"
 	"jailmgr/session/seccomp"
 )
 
@@ -98,27 +99,31 @@ func suppressSync() error {
 	return seccomp.InstallPrivileged(filter)
 }
 
-// MaybeRunInit runs the namespace helper and exits when this process was
-// started by Chroot; otherwise it returns at once. main calls it first.
-func MaybeRunInit() {
-	if len(os.Args) < 4 || os.Args[1] != initArg {
-		return
-	}
-	args := os.Args[2:]
-	noSync := args[0] == noSyncArg && len(args) >= 3
+// MaybeRunInit runs an internal role, such as the namespace helper Chroot
+// starts, and exits when this process was started as one; otherwise it
+// returns at once. main (and a test binary's TestMain) calls it first.
+func MaybeRunInit() { role.Run() }
+
+// runChrootInit is the namespace helper's role: [--no-sync] [--overlay
+// LOWER UPPER WORK] ROOT COMMAND [ARG...].
+func runChrootInit(args []string) int {
+	noSync := len(args) >= 3 && args[0] == noSyncArg
 	if noSync {
 		args = args[1:]
 	}
 	var ov *Overlay
-	if args[0] == overlayArg && len(args) >= 6 {
+	if len(args) >= 6 && args[0] == overlayArg {
 		ov = &Overlay{Lower: args[1], Upper: args[2], Work: args[3]}
 		args = args[4:]
+	}
+	if len(args) < 2 {
+		return usage(initArg, "[--no-sync] [--overlay LOWER UPPER WORK] ROOT COMMAND [ARG...]")
 	}
 	code, err := chrootInit(ov, noSync, args[0], args[1:])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "jailmgr: %v\n", err)
 	}
-	os.Exit(code)
+	return code
 }
 
 // chrootInit runs as pid 1 of the new pid namespace: it mounts, chroots and

@@ -40,6 +40,17 @@ type RunOptions struct {
 	// Program, when set, is the file run, Argv[0] only its name (a login
 	// shell's "-bash"); else Argv[0] is looked up in the PATH of Env.
 	Program string
+	// ExtraFiles are passed to the command as descriptors 3, 4, ... (as
+	// os/exec's ExtraFiles), at most MaxPreserveFDs of them. Nothing else
+	// of the caller's goes into the jail.
+	ExtraFiles []*os.File
+	// Signals, when set, are the signals to forward: the caller catches
+	// them, from before the session began if it began one, and Run passes
+	// on each that arrives from its start until the command exits. One
+	// that arrives before the command has started is passed on as soon
+	// as it has. Unset, Run catches SIGINT, SIGTERM, SIGHUP and SIGQUIT
+	// itself, from its start.
+	Signals <-chan os.Signal
 }
 
 // Exit is how a command ended: its exit status, or the signal that killed
@@ -55,7 +66,10 @@ var ErrSessionGone = errors.New("session: session init is gone")
 // Run runs a command in an open session and returns its exit status. The
 // caller's stdio are passed to the command itself (not copied through
 // jailmgr), and SIGINT, SIGTERM, SIGHUP and SIGQUIT received meanwhile are
-// forwarded to the command's process group.
+// forwarded to the command's process group (see RunOptions.Signals). On a
+// pty each is followed by SIGHUP: the command's terminal goes away with
+// its client, as a terminal's does when ssh is killed, and an interactive
+// shell, which ignores SIGTERM and SIGINT, ends too.
 func Run(st *State, o RunOptions) (int, error) {
 	e, err := RunWait(st, o)
 	return e.Code, err
@@ -67,16 +81,34 @@ func RunWait(st *State, o RunOptions) (Exit, error) {
 	return Exit{Code: code, Signal: syscall.Signal(sig)}, err
 }
 
+// ForwardedSignals are the signals a client passes on to its command.
+func ForwardedSignals() []os.Signal {
+	return []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+}
+
 func run(st *State, o RunOptions) (int, int, error) {
 	if len(o.Argv) == 0 {
 		return 0, 0, fmt.Errorf("run in session %s: no command", st.ID)
+	}
+	if len(o.ExtraFiles) > MaxPreserveFDs {
+		return 0, 0, fmt.Errorf("run in session %s: %d descriptors to pass, at most %d", st.ID, len(o.ExtraFiles), MaxPreserveFDs)
+	}
+	sigs := o.Signals
+	if sigs == nil {
+		// Caught from the start: a signal that came before the command
+		// started would otherwise be lost, and the command run on.
+		own := make(chan os.Signal, 8)
+		signal.Notify(own, ForwardedSignals()...)
+		defer signal.Stop(own)
+		sigs = own
 	}
 	conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: st.Socket(), Net: "unixpacket"})
 	if err != nil {
 		return 0, 0, fmt.Errorf("run in session %s: %w: %v (try 'jailmgr session recover')", st.ID, ErrSessionGone, err)
 	}
 	defer conn.Close()
-	req := Request{Op: "run", Argv: o.Argv, Env: o.Env, Dir: o.Dir, Root: o.Root, Pty: o.Pty, User: o.User, Dirs: o.Dirs, Notes: o.Notes, Program: o.Program}
+	req := Request{Op: "run", Argv: o.Argv, Env: o.Env, Dir: o.Dir, Root: o.Root, Pty: o.Pty, User: o.User, Dirs: o.Dirs, Notes: o.Notes, Program: o.Program,
+		ExtraFDs: len(o.ExtraFiles)}
 	var fds []int
 	if o.Pty {
 		if ws, err := unix.IoctlGetWinsize(int(o.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
@@ -85,9 +117,35 @@ func run(st *State, o RunOptions) (int, int, error) {
 	} else {
 		fds = []int{int(o.Stdin.Fd()), int(o.Stdout.Fd()), int(o.Stderr.Fd())}
 	}
+	for _, f := range o.ExtraFiles {
+		fds = append(fds, int(f.Fd()))
+	}
 	if err := send(conn, req, fds...); err != nil {
 		return 0, 0, fmt.Errorf("run in session %s: %w", st.ID, err)
 	}
+	// From here every signal goes to the init, which reads them in order
+	// once the command has started: none is lost between the request and
+	// the command's start, and none reaches a process group that is not
+	// there yet.
+	quit := make(chan struct{})
+	defer close(quit)
+	go func() {
+		for {
+			select {
+			case <-quit:
+				return
+			case s := <-sigs:
+				sig, ok := s.(syscall.Signal)
+				if !ok {
+					continue
+				}
+				send(conn, Request{Op: "signal", Signal: int(sig)})
+				if o.Pty && sig != syscall.SIGHUP {
+					send(conn, Request{Op: "signal", Signal: int(syscall.SIGHUP)})
+				}
+			}
+		}
+	}()
 	var started Reply
 	got, err := receive(conn, &started)
 	if err != nil {
@@ -104,17 +162,13 @@ func run(st *State, o RunOptions) (int, int, error) {
 		}
 		stop := relayTerminal(got[0], o.Stdin, o.Stdout)
 		defer stop()
+	} else {
+		closeAll(got)
 	}
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-	defer signal.Stop(sigs)
-	go func() {
-		for s := range sigs {
-			send(conn, Request{Op: "signal", Signal: int(s.(syscall.Signal))})
-		}
-	}()
 	var done Reply
-	if _, err := receive(conn, &done); err != nil {
+	fs, err := receive(conn, &done)
+	closeAll(fs)
+	if err != nil {
 		return 0, 0, fmt.Errorf("run in session %s: %w: %v", st.ID, ErrSessionGone, err)
 	}
 	if done.Error != "" {

@@ -73,7 +73,12 @@ func teardownRepack(st *State, repack bool) error {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	if err := unmountAll(st.Root); err != nil {
+	// Every mount the session has on the host is below its state folder
+	// (the host's view at <dir>/root, the jail's own root at
+	// <dir>/private/root, whatever was mounted below them); unmountAll
+	// takes them deepest first. The folder, not the state's word, says
+	// where: nothing else of the host is touched.
+	if err := unmountAll(st.Dir); err != nil {
 		errs = append(errs, err)
 	}
 	if repack && st.Repack != "" && len(errs) == 0 {
@@ -172,32 +177,21 @@ func removeTree(dir string) error {
 	return os.RemoveAll(dir)
 }
 
-// maybeRunHostRole runs the roles that work on the host's side (the
-// chroot helper of the bootstrap, a session's monitor), which the lean
-// jailmgr-init does not have.
-func maybeRunHostRole() {
-	switch os.Args[1] {
-	case initArg:
-		MaybeRunInit()
-	case monitorArg:
-		if len(os.Args) == 3 {
-			os.Exit(runMonitor(os.Args[2]))
-		}
-	}
-}
-
 // Recover finds sessions whose init is gone (a crash, a reboot) and tears
-// them down; a session whose init is alive is left alone. It returns the
-// ids it cleaned.
-func Recover(runDir string) ([]string, error) {
+// them down; a session whose init is alive is left alone. mine chooses the
+// sessions to look at (a user's own); nil looks at every one, and also
+// removes what Begins that died early and damaged sessions left, which
+// belong to no one it could tell (root's recover). It returns the ids it
+// cleaned; a damaged state never stops the others.
+func Recover(runDir string, mine func(*State) bool) ([]string, error) {
 	states, err := List(runDir)
-	if err != nil {
+	if err != nil && !OnlyDamaged(err) {
 		return nil, err
 	}
 	var cleaned []string
 	var errs []error
 	for _, st := range states {
-		if st.Alive() {
+		if st.Alive() || (mine != nil && !mine(st)) {
 			continue
 		}
 		if err := teardown(st); err != nil {
@@ -205,6 +199,17 @@ func Recover(runDir string) ([]string, error) {
 			continue
 		}
 		cleaned = append(cleaned, st.ID)
+	}
+	if mine != nil {
+		return cleaned, errors.Join(errs...)
+	}
+	damaged, _ := damagedIn(err)
+	for _, d := range damaged {
+		if err := EndDamaged(runDir, d.ID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cleaned = append(cleaned, d.ID)
 	}
 	// State folders without a state file: a Begin that died before its
 	// first write; nothing else of theirs exists.

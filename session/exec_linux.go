@@ -39,6 +39,9 @@ func runExec() int {
 	if err := json.Unmarshal(data, &s); err != nil || len(s.Argv) == 0 {
 		return fail(126, "read command: %v", err)
 	}
+	if err := placeExtraFDs(s.ExtraFDs); err != nil {
+		return fail(126, "%v", err)
+	}
 	if err := dropBounding(s.Capabilities); err != nil {
 		return fail(126, "drop capabilities: %v", err)
 	}
@@ -96,6 +99,27 @@ func runExec() int {
 		return status(126)
 	}
 	return fail(126, "run %s: %v", s.Argv[0], err)
+}
+
+// placeExtraFDs moves the n descriptors the init passed from 4 up (3 held
+// the spec, closed now) to 3 up, where the command expects them, and
+// marks everything above them close-on-exec, whatever this process
+// inherited.
+func placeExtraFDs(n int) error {
+	if n < 0 || n > MaxPreserveFDs {
+		return fmt.Errorf("read command: %d descriptors to pass", n)
+	}
+	for i := 0; i < n; i++ {
+		// Upwards, each source is read before it is written over; dup3
+		// leaves the copy without close-on-exec.
+		if err := unix.Dup3(4+i, 3+i, 0); err != nil {
+			return fmt.Errorf("pass descriptor %d: %w", 3+i, err)
+		}
+	}
+	if n > 0 {
+		unix.Close(3 + n)
+	}
+	return closeOnExecFrom(3 + n)
 }
 
 // enterDir changes to dir, else to each of more in turn, saying so on

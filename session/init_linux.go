@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"jailmgr/internal/role"
 	"jailmgr/session/seccomp"
 )
 
@@ -27,27 +28,31 @@ func init() {
 	}
 }
 
+func init() {
+	role.Register(sessionInitArg, func(args []string) int {
+		if len(args) != 1 {
+			return usage(sessionInitArg, "STATE-DIR")
+		}
+		return runSessionInit(args[0])
+	})
+	role.Register(execArg, func([]string) int { return runExec() })
+	role.Register(buildArg, func([]string) int {
+		fmt.Println(buildStamp)
+		return 0
+	})
+}
+
 // MaybeRunInternal runs one of jailmgr's internal roles — the chroot
 // helper, a session init, its monitor, the exec helper — and exits, when
 // this process was started as one; otherwise it returns at once. main
-// calls it first.
-func MaybeRunInternal() {
-	if len(os.Args) < 2 {
-		return
-	}
-	switch os.Args[1] {
-	case sessionInitArg:
-		if len(os.Args) == 3 {
-			os.Exit(runSessionInit(os.Args[2]))
-		}
-	case execArg:
-		os.Exit(runExec())
-	case buildArg:
-		fmt.Println(buildStamp)
-		os.Exit(0)
-	default:
-		maybeRunHostRole()
-	}
+// calls it first. (The roles and the rule of who may start them are in
+// internal/role.)
+func MaybeRunInternal() { role.Run() }
+
+// usage is a role's answer to arguments jailmgr would never give it.
+func usage(name, args string) int {
+	fmt.Fprintf(os.Stderr, "jailmgr: usage: %s %s (an internal role, started by jailmgr)\n", name, args)
+	return 2
 }
 
 // errNoGo is the init's answer when Begin gave up before "go".

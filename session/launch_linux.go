@@ -111,7 +111,7 @@ type startFailure struct {
 func (e *startFailure) Error() string { return e.msg }
 
 // startDirect starts a request's command with the launcher.
-func (in *sessionInit) startDirect(req *Request, files []*os.File, uid, gid int, groups []int) (int, error) {
+func (in *sessionInit) startDirect(req *Request, files, extra []*os.File, uid, gid int, groups []int) (int, error) {
 	dir := req.Dir
 	if dir == "" {
 		dir = "/"
@@ -131,10 +131,14 @@ func (in *sessionInit) startDirect(req *Request, files []*os.File, uid, gid int,
 		}
 		return out
 	}
+	fds := []uintptr{files[0].Fd(), files[1].Fd(), files[2].Fd()}
+	for _, f := range extra {
+		fds = append(fds, f.Fd())
+	}
 	attr := &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   req.Env,
-		Files: []uintptr{files[0].Fd(), files[1].Fd(), files[2].Fd()},
+		Files: fds,
 		Sys: &syscall.SysProcAttr{
 			Setsid: true,
 			// On a pty the command's stdin is its controlling terminal, so

@@ -44,6 +44,9 @@ type Request struct {
 	Notes *ExecNotes `json:"notes,omitempty"`
 	// Program is the file to run when Argv[0] is not it.
 	Program string `json:"program,omitempty"`
+	// ExtraFDs is how many descriptors follow the three of stdio (or come
+	// alone, with Pty): the command gets them as 3, 4, ... in order.
+	ExtraFDs int `json:"extra_fds,omitempty"`
 }
 
 // ExecNotes word what a command's stderr is told when it cannot start
@@ -82,6 +85,10 @@ var ErrProtocol = errors.New("session: control protocol error")
 
 const maxMessage = 1 << 20
 
+// maxFDs is the most descriptors one message carries: stdio and the
+// preserved ones.
+const maxFDs = 3 + MaxPreserveFDs
+
 // send writes one message, with fds attached when given.
 func send(c *net.UnixConn, v any, fds ...int) error {
 	data, err := json.Marshal(v)
@@ -106,24 +113,25 @@ func send(c *net.UnixConn, v any, fds ...int) error {
 // receive reads one message and the fds sent with it.
 func receive(c *net.UnixConn, v any) ([]*os.File, error) {
 	buf := make([]byte, maxMessage)
-	oob := make([]byte, unix.CmsgSpace(4*8))
-	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	oob := make([]byte, unix.CmsgSpace(4*maxFDs))
+	n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
 	if err != nil {
 		return nil, err
 	}
-	if n == 0 {
-		return nil, fmt.Errorf("receive message: %w", os.ErrClosed)
-	}
 	var files []*os.File
+	fail := func(format string, args ...any) ([]*os.File, error) {
+		closeAll(files)
+		return nil, fmt.Errorf("receive message: %w: "+format, append([]any{ErrProtocol}, args...)...)
+	}
 	if oobn > 0 {
 		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 		if err != nil {
-			return nil, fmt.Errorf("receive message: %w: %v", ErrProtocol, err)
+			return fail("%v", err)
 		}
 		for _, m := range msgs {
 			fds, err := unix.ParseUnixRights(&m)
 			if err != nil {
-				return nil, fmt.Errorf("receive message: %w: %v", ErrProtocol, err)
+				return fail("%v", err)
 			}
 			for _, fd := range fds {
 				unix.CloseOnExec(fd)
@@ -131,13 +139,20 @@ func receive(c *net.UnixConn, v any) ([]*os.File, error) {
 			}
 		}
 	}
-	if buf[n-1] != '\n' {
+	// More descriptors than oob holds (the kernel closed the rest) or a
+	// longer message: not what was sent.
+	if flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 {
+		return fail("truncated (more than %d descriptors or %d bytes)", maxFDs, maxMessage)
+	}
+	if n == 0 {
 		closeAll(files)
-		return nil, fmt.Errorf("receive message: %w: no newline after %d bytes", ErrProtocol, n)
+		return nil, fmt.Errorf("receive message: %w", os.ErrClosed)
+	}
+	if buf[n-1] != '\n' {
+		return fail("no newline after %d bytes", n)
 	}
 	if err := json.Unmarshal(buf[:n-1], v); err != nil {
-		closeAll(files)
-		return nil, fmt.Errorf("receive message: %w: %v", ErrProtocol, err)
+		return fail("%v", err)
 	}
 	return files, nil
 }

@@ -34,12 +34,21 @@ type execSpec struct {
 	Program string     `json:"program,omitempty"`
 	// Personality is the execution domain to set, -1 for none.
 	Personality int64 `json:"personality"`
+	// ExtraFDs is how many descriptors, from 4 up, go to the command as
+	// 3 up (3 holds this spec until then).
+	ExtraFDs int `json:"extra_fds,omitempty"`
 }
 
 // handle serves one control connection: a run request with its fds, then
 // signals to forward, until the command exits.
 func (in *sessionInit) handle(conn *net.UnixConn) {
 	defer conn.Close()
+	// answer sends the last word on a connection whose reading the
+	// command's watcher below has not taken over.
+	answer := func(r Reply) {
+		send(conn, r)
+		linger(conn)
+	}
 	var req Request
 	files, err := receive(conn, &req)
 	if err != nil {
@@ -48,18 +57,32 @@ func (in *sessionInit) handle(conn *net.UnixConn) {
 	defer closeAll(files)
 	switch req.Op {
 	case "ping":
-		send(conn, Reply{Exited: true})
+		answer(Reply{Exited: true})
 		return
 	case "run":
 	default:
-		send(conn, Reply{Error: fmt.Sprintf("unknown request %q", req.Op)})
+		answer(Reply{Error: fmt.Sprintf("unknown request %q", req.Op)})
 		return
 	}
+	if req.ExtraFDs < 0 || req.ExtraFDs > MaxPreserveFDs {
+		answer(Reply{Error: fmt.Sprintf("a run request passes at most %d descriptors beyond stdio", MaxPreserveFDs)})
+		return
+	}
+	stdio := 3
+	if req.Pty {
+		stdio = 0
+	}
+	if len(files) != stdio+req.ExtraFDs {
+		answer(Reply{Error: fmt.Sprintf("a run request needs %d descriptors, got %d", stdio+req.ExtraFDs, len(files))})
+		return
+	}
+	extra := files[stdio:]
+	files = files[:stdio]
 	var master *os.File
 	if req.Pty {
 		m, slave, err := openPty()
 		if err != nil {
-			send(conn, Reply{Error: err.Error()})
+			answer(Reply{Error: err.Error()})
 			return
 		}
 		if req.Rows > 0 && req.Cols > 0 {
@@ -73,11 +96,11 @@ func (in *sessionInit) handle(conn *net.UnixConn) {
 		files = []*os.File{slave, slave, slave}
 		defer slave.Close()
 	}
-	if len(req.Argv) == 0 || len(files) != 3 {
-		send(conn, Reply{Error: "a run request needs a command and three descriptors"})
+	if len(req.Argv) == 0 {
+		answer(Reply{Error: "a run request needs a command"})
 		return
 	}
-	pid, done, err := in.start(&req, files)
+	pid, done, err := in.start(&req, files, extra)
 	var failed *startFailure
 	if errors.As(err, &failed) {
 		// As a shell says it: on the command's stderr, as its exit.
@@ -87,7 +110,7 @@ func (in *sessionInit) handle(conn *net.UnixConn) {
 		err = nil
 	}
 	if err != nil {
-		send(conn, Reply{Error: err.Error()})
+		answer(Reply{Error: err.Error()})
 		return
 	}
 	// pid is 0 for a command that never started: kill(-0) would reach the
@@ -98,7 +121,8 @@ func (in *sessionInit) handle(conn *net.UnixConn) {
 		}
 	}
 	closeAll(files)
-	files = nil
+	closeAll(extra)
+	files, extra = nil, nil
 	var passed []int
 	if master != nil {
 		passed = append(passed, int(master.Fd()))
@@ -109,9 +133,13 @@ func (in *sessionInit) handle(conn *net.UnixConn) {
 	// Signals from the client go to the command's process group; a client
 	// that goes away while the command runs hangs it up, as a closed
 	// terminal would. (Once the command is done, what it left running in
-	// the background is the session's, not the client's.)
+	// the background is the session's, not the client's.) Those the client
+	// sent before the command started are read now, in order: its group
+	// is there, as setsid ran before the execve that start waited for.
 	var exited atomic.Bool
+	reading := make(chan struct{})
 	go func() {
+		defer close(reading)
 		for {
 			var r Request
 			fs, err := receive(conn, &r)
@@ -122,7 +150,8 @@ func (in *sessionInit) handle(conn *net.UnixConn) {
 				}
 				return
 			}
-			if r.Op == "signal" && r.Signal > 0 && r.Signal < 65 {
+			// Not once the command is gone: its pid may be another's.
+			if r.Op == "signal" && r.Signal > 0 && r.Signal < 65 && !exited.Load() {
 				signal(syscall.Signal(r.Signal))
 			}
 		}
@@ -134,7 +163,31 @@ func (in *sessionInit) handle(conn *net.UnixConn) {
 		reply.Code, reply.Signal = 128+int(ws.Signal()), int(ws.Signal())
 	}
 	send(conn, reply)
+	// As linger does, with the reader above.
+	conn.SetReadDeadline(time.Now().Add(lingerWait))
+	<-reading
 }
+
+// linger reads, and drops, what the client still sends until it closes
+// its end (or lingerWait passes). A unix socket closed with messages
+// unread makes the peer's next read fail with ECONNRESET, ahead of the
+// replies queued for it: a client that forwarded a signal just as its
+// command exited would lose the exit status.
+func linger(conn *net.UnixConn) {
+	conn.SetReadDeadline(time.Now().Add(lingerWait))
+	for {
+		var r Request
+		fs, err := receive(conn, &r)
+		closeAll(fs)
+		if err != nil {
+			return
+		}
+	}
+}
+
+// lingerWait bounds how long a connection is kept for a client that does
+// not close it.
+const lingerWait = 5 * time.Second
 
 // addUser adds a user's passwd and group entries to the jail's files,
 // once: the init is past pivot_root, so "/" is the jail's root.
@@ -153,8 +206,15 @@ func (in *sessionInit) addUser(u *User) error {
 }
 
 // start launches the exec helper for a request; it becomes the command
-// after dropping privileges inside the jail.
-func (in *sessionInit) start(req *Request, files []*os.File) (int, chan unix.WaitStatus, error) {
+// after dropping privileges inside the jail. files are its stdio, extra
+// its descriptors from 3 up.
+func (in *sessionInit) start(req *Request, files, extra []*os.File) (int, chan unix.WaitStatus, error) {
+	// Nothing else of the init's reaches a command: what Go opens is
+	// close-on-exec already, and this catches what the init inherited
+	// when its main did not mark it (the init run by a test binary).
+	if err := closeOnExecFrom(3); err != nil {
+		return 0, nil, err
+	}
 	uid, gid, groups := in.cfg.User.UID, in.cfg.User.GID, in.cfg.User.Groups
 	switch {
 	case req.Root:
@@ -168,10 +228,11 @@ func (in *sessionInit) start(req *Request, files []*os.File) (int, chan unix.Wai
 		}
 	}
 	if in.launch != nil && req.Notes == nil && len(req.Dirs) == 0 {
-		return in.startLaunched(req, files, uid, gid, groups)
+		return in.startLaunched(req, files, extra, uid, gid, groups)
 	}
 	spec := execSpec{Argv: req.Argv, Env: req.Env, Dir: req.Dir, UID: uid, GID: gid, Groups: groups,
-		Capabilities: in.cfg.Capabilities, Filter: in.filter, Dirs: req.Dirs, Notes: req.Notes, Program: req.Program, Personality: in.cfg.Personality}
+		Capabilities: in.cfg.Capabilities, Filter: in.filter, Dirs: req.Dirs, Notes: req.Notes, Program: req.Program, Personality: in.cfg.Personality,
+		ExtraFDs: len(extra)}
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return 0, nil, err
@@ -188,7 +249,7 @@ func (in *sessionInit) start(req *Request, files []*os.File) (int, chan unix.Wai
 	p, err := os.StartProcess("/proc/self/exe", []string{"jailmgr-exec", execArg}, &os.ProcAttr{
 		Dir:   "/",
 		Env:   []string{},
-		Files: []*os.File{files[0], files[1], files[2], r},
+		Files: append([]*os.File{files[0], files[1], files[2], r}, extra...),
 		Sys: &syscall.SysProcAttr{
 			Setsid: true,
 			// On a pty the command's stdin is its controlling terminal, so
@@ -218,12 +279,12 @@ func (in *sessionInit) start(req *Request, files []*os.File) (int, chan unix.Wai
 
 // startLaunched starts a command from the launcher's thread and registers
 // its waiter, as start does for the exec helper.
-func (in *sessionInit) startLaunched(req *Request, files []*os.File, uid, gid int, groups []int) (int, chan unix.WaitStatus, error) {
+func (in *sessionInit) startLaunched(req *Request, files, extra []*os.File, uid, gid int, groups []int) (int, chan unix.WaitStatus, error) {
 	done := make(chan unix.WaitStatus, 1)
 	in.mu.Lock()
 	// Held until the waiter is registered, so the reaper cannot collect
 	// the status before anyone waits for it.
-	pid, err := in.startDirect(req, files, uid, gid, groups)
+	pid, err := in.startDirect(req, files, extra, uid, gid, groups)
 	if err != nil {
 		in.mu.Unlock()
 		return 0, nil, err

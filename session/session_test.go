@@ -277,7 +277,7 @@ func TestRecoverAfterInitKilled(t *testing.T) {
 	for i := 0; i < 100 && st.Alive(); i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
-	ids, err := Recover(runDir)
+	ids, err := Recover(runDir, nil)
 	if err != nil || len(ids) != 1 || ids[0] != st.ID {
 		t.Fatalf("Recover = %v, %v; want [%s]", ids, err, st.ID)
 	}
@@ -293,7 +293,7 @@ func TestRecoverLeavesLiveSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer End(runDir, st.ID)
-	if ids, err := Recover(runDir); err != nil || len(ids) != 0 {
+	if ids, err := Recover(runDir, nil); err != nil || len(ids) != 0 {
 		t.Errorf("Recover = %v, %v; want nothing", ids, err)
 	}
 	if _, code := runIn(t, st, false, nil, "/bin/true"); code != 0 {

@@ -18,7 +18,8 @@ import (
 )
 
 // DefaultRunDir holds one folder per open session.
-const DefaultRunDir = "/run/jailmgr/sessions"
+// A var so that a build can bake another (make install RUNDIR=...).
+var DefaultRunDir = "/run/jailmgr/sessions"
 
 var (
 	// ErrNoSession is returned for an id that names no open session.
@@ -83,11 +84,29 @@ func readState(dir string) (*State, error) {
 	}
 	s := &State{}
 	if err := json.Unmarshal(data, s); err != nil {
-		return nil, fmt.Errorf("read session state %s: %w", dir, err)
+		return nil, &DamagedError{ID: filepath.Base(dir), Dir: dir, Err: err}
+	}
+	if s.ID != filepath.Base(dir) {
+		return nil, &DamagedError{ID: filepath.Base(dir), Dir: dir, Err: fmt.Errorf("it names session %q", s.ID)}
 	}
 	s.Dir = dir
 	return s, nil
 }
+
+// DamagedError is a session whose state file cannot be read (a crash
+// mid-write of a disk, a hand edit). It stops nothing but itself: List
+// reports it beside the others, and End removes what is left of it.
+type DamagedError struct {
+	ID  string
+	Dir string
+	Err error
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("session %s: damaged state file %s: %v ('jailmgr session end %s' as root removes it)", e.ID, filepath.Join(e.Dir, "state.json"), e.Err, e.ID)
+}
+
+func (e *DamagedError) Unwrap() error { return e.Err }
 
 // Alive reports whether the session's init still runs (the same process:
 // a reused pid has another start time). A zombie does not: once a begin
@@ -150,7 +169,10 @@ func Get(runDir, id string) (*State, error) {
 	return s, err
 }
 
-// List reads every session's state, sorted by creation.
+// List reads every session's state, sorted by creation. Sessions whose
+// state is damaged are left out of the list and returned in the error, a
+// join of *DamagedError, beside the list of the others; any other error
+// means no list.
 func List(runDir string) ([]*State, error) {
 	ents, err := os.ReadDir(runDir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -160,19 +182,52 @@ func List(runDir string) ([]*State, error) {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
 	var out []*State
+	var damaged []error
 	for _, e := range ents {
 		if !e.IsDir() {
 			continue
 		}
 		s, err := readState(filepath.Join(runDir, e.Name()))
-		if errors.Is(err, fs.ErrNotExist) {
+		var d *DamagedError
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			continue // being set up or torn down
-		}
-		if err != nil {
-			return nil, err
+		case errors.As(err, &d):
+			damaged = append(damaged, d)
+			continue
+		case err != nil:
+			// Unreadable (not garbled): reported like a damaged one, so
+			// that one bad folder never hides the others.
+			damaged = append(damaged, &DamagedError{ID: e.Name(), Dir: filepath.Join(runDir, e.Name()), Err: err})
+			continue
 		}
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
-	return out, nil
+	return out, errors.Join(damaged...)
+}
+
+// OnlyDamaged tells whether err, from List, reports damaged sessions and
+// nothing worse: the list beside it holds every other session.
+func OnlyDamaged(err error) bool {
+	d, others := damagedIn(err)
+	return len(d) > 0 && !others
+}
+
+// damagedIn splits an error from List into the damaged sessions it
+// reports, and whether it holds anything else.
+func damagedIn(err error) (damaged []*DamagedError, others bool) {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var d *DamagedError
+		if errors.As(e, &d) {
+			damaged = append(damaged, d)
+		} else if e != nil {
+			others = true
+		}
+	}
+	return damaged, others
 }

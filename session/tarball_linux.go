@@ -216,7 +216,9 @@ func writeTree(tw *tar.Writer, dir string) error {
 		if hdr.Typeflag != tar.TypeReg {
 			return nil
 		}
-		f, err := os.Open(path)
+		// Never through a symlink swapped in since the walk saw a file:
+		// this runs as root over a tree the jail's users wrote.
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 		if err != nil {
 			return err
 		}

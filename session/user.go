@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -14,18 +13,18 @@ import (
 // and NSS modules have no place in a tool that sets up jails).
 func LookupUser(uid, gid int) (User, error) {
 	u := User{UID: uid, GID: gid, Home: "/", Shell: "/bin/sh"}
-	pw, err := os.Open("/etc/passwd")
+	// Read whole, not by bufio.Scanner: a line over its 64 KiB limit
+	// would end the scan early and silently.
+	pw, err := os.ReadFile("/etc/passwd")
 	if err != nil {
 		return u, fmt.Errorf("look up user %d: %w", uid, err)
 	}
-	defer pw.Close()
-	sc := bufio.NewScanner(pw)
-	for sc.Scan() {
-		f := strings.Split(sc.Text(), ":")
+	for _, l := range strings.Split(string(pw), "\n") {
+		f := strings.Split(l, ":")
 		if len(f) < 7 || f[2] != strconv.Itoa(uid) {
 			continue
 		}
-		u.Name, u.Home, u.Shell, u.Passwd = f[0], f[5], f[6], sc.Text()
+		u.Name, u.Home, u.Shell, u.Passwd = f[0], f[5], f[6], l
 		break
 	}
 	if u.Name == "" {
@@ -34,14 +33,12 @@ func LookupUser(uid, gid int) (User, error) {
 		}
 		u.Name = "root"
 	}
-	gr, err := os.Open("/etc/group")
+	gr, err := os.ReadFile("/etc/group")
 	if err != nil {
 		return u, fmt.Errorf("look up groups of %s: %w", u.Name, err)
 	}
-	defer gr.Close()
-	sc = bufio.NewScanner(gr)
-	for sc.Scan() {
-		f := strings.Split(sc.Text(), ":")
+	for _, l := range strings.Split(string(gr), "\n") {
+		f := strings.Split(l, ":")
 		if len(f) < 4 {
 			continue
 		}
@@ -60,7 +57,7 @@ func LookupUser(uid, gid int) (User, error) {
 			continue
 		}
 		u.GroupNames = append(u.GroupNames, f[0])
-		u.Group = append(u.Group, sc.Text())
+		u.Group = append(u.Group, l)
 		if id != gid {
 			u.Groups = append(u.Groups, id)
 		}

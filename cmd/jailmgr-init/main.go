@@ -18,6 +18,10 @@ import (
 )
 
 func main() {
+	if err := session.MarkInheritedCloseOnExec(); err != nil {
+		fmt.Fprintf(os.Stderr, "jailmgr-init: %v\n", err)
+		os.Exit(1)
+	}
 	session.MaybeRunInternal()
 	fmt.Fprintln(os.Stderr, "jailmgr-init: this is jailmgr's session init, started by 'jailmgr session begin' and 'jailmgr run'; it is not run by hand")
 	os.Exit(2)

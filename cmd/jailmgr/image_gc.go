@@ -57,18 +57,24 @@ what they wrote is lost), naming each one.`,
 // endSessionsOn ends the sessions whose roots hold a version in use, and
 // says which; a mount that belongs to no session it knows stops it.
 func (a *app) endSessionsOn(e *store.InUseError) error {
+	// A damaged session may be the one that holds the version: then its
+	// mount is left over below, and stops the removal.
 	states, err := session.List(runDir())
-	if err != nil {
+	if err != nil && !session.OnlyDamaged(err) {
 		return err
 	}
 	var ids []string
 	left := slices.Clone(e.Mounts)
 	for _, s := range states {
-		if i := slices.Index(left, s.Root); i >= 0 {
-			ids = append(ids, s.ID)
-			left = slices.Delete(left, i, i+1)
-			fmt.Fprintf(a.stderr, "warning: ending session %s (jail %s, user %s) that runs on %s: its processes are killed and its changes lost\n", s.ID, s.Jail, s.User, e.Ref)
+		// A session's root may be mounted more than once below its
+		// state folder (the jail's own and the host's view of it).
+		mine := slices.DeleteFunc(slices.Clone(left), func(m string) bool { return !strings.HasPrefix(m, s.Dir+"/") })
+		if len(mine) == 0 {
+			continue
 		}
+		left = slices.DeleteFunc(left, func(m string) bool { return strings.HasPrefix(m, s.Dir+"/") })
+		ids = append(ids, s.ID)
+		fmt.Fprintf(a.stderr, "warning: ending session %s (jail %s, user %s) that runs on %s: its processes are killed and its changes lost\n", s.ID, s.Jail, s.User, e.Ref)
 	}
 	if len(left) > 0 {
 		return fmt.Errorf("%s is also mounted at %s, which is no session of %s: unmount it first", e.Ref, strings.Join(left, ", "), runDir())

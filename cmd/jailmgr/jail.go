@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"jailmgr/conf"
+	"jailmgr/session"
 	"jailmgr/store"
 )
 
@@ -122,12 +123,27 @@ func (a *app) jailCmd() *cobra.Command {
 
 // jails loads and validates the configured jails: jailmgr's own and the
 // chroots of schroot's configuration.
+// Through a setuid jailmgr, a user sees the jails they may use, not the
+// whole configuration (which root may keep unreadable).
 func (a *app) jails() (map[string]*conf.Jail, error) {
 	c, err := conf.Load(a.configPath)
 	if err != nil {
 		return nil, err
 	}
-	return a.allJails(c)
+	jails, err := a.allJails(c)
+	if err != nil || !privileged.on {
+		return jails, err
+	}
+	user, err := session.Caller()
+	if err != nil {
+		return nil, err
+	}
+	for n, j := range jails {
+		if session.CheckAccess(j, user, false) != nil {
+			delete(jails, n)
+		}
+	}
+	return jails, nil
 }
 
 // allJails is the configuration's jails with schroot's chroots beside them.

@@ -46,9 +46,9 @@ func TestSetuidModel(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"image", "list"}, "'image' needs root"},
-		{[]string{"bootstrap", "--help"}, "'bootstrap' needs root"},
-		{[]string{"-q", "image", "gc", "--dry-run"}, "'image' needs root"},
+		{[]string{"image", "list"}, "'image list' needs root"},
+		{[]string{"bootstrap", "bookworm"}, "'bootstrap' needs root"},
+		{[]string{"-q", "image", "gc", "--dry-run"}, "'image gc' needs root"},
 		{[]string{"--store", dir, "session", "list"}, "--store is for root only"},
 		{[]string{"--config=" + dir + "/x.conf", "jail", "list"}, "--config is for root only"},
 		{[]string{"run", "bookworm", "--", "id"}, "only configured jails are open"},

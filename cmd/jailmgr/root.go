@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"jailmgr/conf"
+	"jailmgr/session"
 	"jailmgr/store"
 )
 
@@ -30,6 +31,9 @@ type app struct {
 	schrootDir string
 	// now is the clock (--config dates its output).
 	now func() time.Time
+	// ctx is main's: it ends when main catches SIGINT or SIGTERM (nil
+	// when main did not set one up, as for a binary called schroot).
+	ctx context.Context
 }
 
 // extraCommands are commands that only some builds have (see man.go).
@@ -44,11 +48,11 @@ func (u usageError) Unwrap() error { return u.err }
 // run executes one command line and returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := newApp(stdin, stdout, stderr)
-	if err := checkSetuidArgs(args); err != nil {
-		fmt.Fprintf(stderr, "jailmgr: %v\n", err)
+	a.ctx = ctx
+	if rest, ok, err := a.schrootArgs(args); err != nil {
+		fmt.Fprintf(stderr, "jailmgr: %s\n", printable(err.Error()))
 		return 1
-	}
-	if rest, ok := a.schrootArgs(args); ok {
+	} else if ok {
 		// schroot's command line is schroot's to parse, not cobra's.
 		return a.runSchroot("jailmgr schroot", rest)
 	}
@@ -65,7 +69,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if errors.As(err, &ec) {
 		return int(ec) // the jailed command's own status; it said why
 	}
-	fmt.Fprintf(stderr, "jailmgr: %v\n", err)
+	fmt.Fprintf(stderr, "jailmgr: %s\n", printable(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2
@@ -74,27 +78,32 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 // schrootArgs finds "schroot" after jailmgr's global flags (which it
-// applies) and returns the arguments after it.
-func (a *app) schrootArgs(args []string) ([]string, bool) {
+// applies) and returns the arguments after it. Through a setuid jailmgr,
+// --store and --config are root's, here as on cobra's command lines.
+func (a *app) schrootArgs(args []string) ([]string, bool, error) {
 	a.globalsFromEnv()
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		name, value, hasValue := strings.Cut(arg, "=")
 		switch {
 		case arg == "schroot":
-			return args[i+1:], true
+			return args[i+1:], true, nil
 		case arg == "-q" || arg == "--quiet":
 			a.quiet = true
-		case (name == "--store" || name == "--config") && hasValue:
+		case (name == "--store" || name == "--config") && (hasValue || i+1 < len(args)):
+			if privileged.on {
+				return nil, false, fmt.Errorf("%w: %s is for root only: through a setuid jailmgr, the store, the configuration and everything they name are root's own (run it as root or with sudo)", session.ErrDenied, name)
+			}
+			if !hasValue {
+				value = args[i+1]
+				i++
+			}
 			a.setGlobal(name, value)
-		case (arg == "--store" || arg == "--config") && i+1 < len(args):
-			a.setGlobal(arg, args[i+1])
-			i++
 		default:
-			return nil, false
+			return nil, false, nil
 		}
 	}
-	return nil, false
+	return nil, false, nil
 }
 
 // globalsFromEnv sets the global flags' values from the environment, as
@@ -125,6 +134,11 @@ func (a *app) rootCmd() *cobra.Command {
 		Short:         "Build Debian and Ubuntu jail images and run isolated sessions in them",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// The one place a setuid start is checked: after cobra has
+		// parsed the whole line, before any command's own code. No other
+		// command may have a persistent pre-run hook (cobra would run
+		// that one instead); TestOnePersistentHook checks.
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error { return checkSetuid(cmd) },
 	}
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}

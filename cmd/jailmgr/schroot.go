@@ -48,8 +48,12 @@ func schrootDir() string {
 	if d := os.Getenv("JAILMGR_SCHROOT_DIR"); d != "" {
 		return d
 	}
-	return conf.SchrootDir
+	return defaultSchrootDir
 }
+
+// defaultSchrootDir is a var so that a build can bake another schroot
+// folder in (make install SCHROOTDIR=..., -X main.defaultSchrootDir=...).
+var defaultSchrootDir = conf.SchrootDir
 
 // schroot is one run of the schroot front end.
 type schroot struct {
@@ -68,8 +72,8 @@ func (s *schroot) fail(msg, reason string)   { s.message("E", msg, reason) }
 func (s *schroot) inform(msg, reason string) { s.message("I", msg, reason) }
 
 func (s *schroot) message(kind, msg, reason string) {
-	fmt.Fprintf(s.stderr, "%s: %s\n", kind, msg)
-	for _, l := range strings.Split(strings.TrimRight(reason, "\n"), "\n") {
+	fmt.Fprintf(s.stderr, "%s: %s\n", kind, printable(msg))
+	for _, l := range strings.Split(strings.TrimRight(printable(reason), "\n"), "\n") {
 		if l != "" {
 			fmt.Fprintf(s.stderr, "I: %s\n", l)
 		}
@@ -193,7 +197,8 @@ func (s *schroot) load() error {
 		s.warn(fmt.Sprintf("No chroots are defined in ‘%s/schroot.conf’ or ‘%s/chroot.d’", sc.Dir, sc.Dir), "")
 	}
 	if s.o.loadSessions {
-		states, err := session.List(runDir())
+		// A user's own sessions only, as in every session command.
+		states, err := s.a.visibleSessions()
 		if err != nil {
 			return err
 		}

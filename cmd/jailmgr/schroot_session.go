@@ -2,9 +2,9 @@ package main
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -50,22 +50,21 @@ func (s *schroot) sessions(names []string, chroots map[string]selection) int {
 		}
 	}
 	// Signals are caught for the whole action, so that a begun session is
-	// always ended or left whole; while a command runs, session.Run passes
-	// them on to it.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT)
-	defer signal.Stop(sigs)
+	// always ended or left whole. One that comes before the command has
+	// started stops the action there; from then on session.Run passes
+	// each to the command. SIGTERM and SIGHUP are schroot's own: it says
+	// so, and exits 1 whatever the command does. SIGINT and SIGQUIT only
+	// go to the command, as the terminal sends them to schroot's.
 	caught := &caughtSignals{}
-	go func() {
-		for sig := range sigs {
-			if sig == syscall.SIGINT {
-				continue // it reaches the command from the terminal, or not at all
-			}
-			if caught.add(sig.(syscall.Signal)) {
-				s.fail(fmt.Sprintf("Caught signal ‘%s’: terminating immediately", signalName(sig.(syscall.Signal))), "")
-			}
+	caught.client = catchSignals(s.a.ctx, func(sig syscall.Signal) {
+		if sig != syscall.SIGTERM && sig != syscall.SIGHUP {
+			return
 		}
-	}()
+		if caught.add(sig) {
+			s.fail(fmt.Sprintf("Caught signal ‘%s’: terminating immediately", signalName(sig)), "")
+		}
+	})
+	defer caught.client.stop()
 	status := 0
 	for _, n := range names {
 		sel := chroots[n]
@@ -87,10 +86,12 @@ func (s *schroot) sessions(names []string, chroots map[string]selection) int {
 	return status
 }
 
-// caughtSignals records SIGTERM and SIGHUP received during an action.
+// caughtSignals records SIGTERM and SIGHUP received during an action;
+// client catches every signal that stops it.
 type caughtSignals struct {
-	mu   sync.Mutex
-	sigs []syscall.Signal
+	mu     sync.Mutex
+	sigs   []syscall.Signal
+	client *clientSignals
 }
 
 func (c *caughtSignals) add(sig syscall.Signal) bool {
@@ -114,6 +115,15 @@ func (c *caughtSignals) first() syscall.Signal {
 		return 0
 	}
 	return c.sigs[0]
+}
+
+// stopped is schroot's error for a signal caught before the command
+// started, nil when none was.
+func (c *caughtSignals) stopped() error {
+	if sig := c.client.first(); sig != 0 {
+		return fmt.Errorf("Caught signal ‘%s’", signalName(sig))
+	}
+	return nil
 }
 
 // signalName is a signal as C's strsignal names it ("Terminated").
@@ -204,11 +214,22 @@ func (s *schroot) session(name string, sel selection, caller, target session.Use
 		if id == "" {
 			id = ch.Name + "-" + uuid()
 		}
+		if err := caught.stopped(); err != nil {
+			return 1, err
+		}
 		st, err := s.begin(sel, name, id, caller)
 		if err != nil {
 			return 1, err
 		}
 		if action == actionBegin {
+			// Stopped while it began, the session is not handed out: a
+			// caller that sees the failure would never end it.
+			if err := caught.stopped(); err != nil {
+				if endErr := session.End(runDir(), st.ID); endErr != nil {
+					err = errors.Join(err, fmt.Errorf("%s: Chroot setup failed: %w", st.ID, endErr))
+				}
+				return 1, err
+			}
 			fmt.Fprintln(s.stdout, st.ID)
 			return 0, nil
 		}
@@ -225,6 +246,9 @@ func (s *schroot) session(name string, sel selection, caller, target session.Use
 			return 0, nil
 		case actionEnd, actionRecover:
 			return 0, nil
+		}
+		if err := caught.stopped(); err != nil {
+			return 1, err
 		}
 		st, err := s.begin(sel, name, ch.Name+"-"+uuid(), caller)
 		if err != nil {
@@ -336,7 +360,7 @@ func (s *schroot) run(st *session.State, ch *conf.Chroot, caller, target session
 		return 1, err
 	}
 	cmd := schrootCommand{command: s.o.command, prefix: ch.CommandPrefix}
-	env := schrootEnvironment(envInput{caller: caller, target: target, preserve: preserve, filter: filter, callerEnv: os.Environ()})
+	env := schrootEnvironment(envInput{caller: caller, target: target, preserve: preserve, filter: filter, callerEnv: callerEnv()})
 	if len(cmd.command) == 0 {
 		shell := s.loginShell(st, ch, target, preserve)
 		cmd.shell = shell
@@ -385,6 +409,12 @@ func (s *schroot) run(st *session.State, ch *conf.Chroot, caller, target session
 	// only a full terminal gets a terminal of the jail's own, so that job
 	// control and /dev/tty work inside.
 	o.Pty = term.IsTerminal(0) && term.IsTerminal(1) && term.IsTerminal(2)
+	// Told to stop while the session began (or before): the command does
+	// not start, and an automatic session is ended by the caller.
+	if err := caught.stopped(); err != nil {
+		return 1, err
+	}
+	o.Signals = caught.client.forward()
 	exit, err := session.RunWait(st, o)
 	if err != nil {
 		return 1, err
@@ -432,7 +462,7 @@ func (s *schroot) loginShell(st *session.State, ch *conf.Chroot, target session.
 		shells = []string{ch.Shell}
 	default:
 		if preserve {
-			if sh := os.Getenv("SHELL"); sh != "" {
+			if sh := callerGetenv("SHELL"); sh != "" {
 				shells = append(shells, sh)
 			}
 		}

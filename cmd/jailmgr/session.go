@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,10 +31,6 @@ func (a *app) resolveJail(name, sessionName string, user session.User, asRoot bo
 	if err != nil {
 		return nil, err
 	}
-	st, err := a.openStore(c)
-	if err != nil {
-		return nil, err
-	}
 	j, ok := conf.Lookup(jails, name)
 	if !ok {
 		_, _, errRef := store.ParseRef(name)
@@ -48,6 +46,11 @@ func (a *app) resolveJail(name, sessionName string, user session.User, asRoot bo
 		j.Users, j.RootUsers = []string{user.Name}, []string{user.Name}
 	}
 	if err := session.CheckAccess(j, user, asRoot); err != nil {
+		return nil, err
+	}
+	// Only now: a refused request writes nothing (Open makes the store).
+	st, err := a.openStore(c)
+	if err != nil {
 		return nil, err
 	}
 	spec := &session.Spec{Jail: j, StoreDir: st.Dir, Name: sessionName, User: user, RunDir: runDir()}
@@ -86,8 +89,9 @@ func runDir() string {
 
 func (a *app) runCmd() *cobra.Command {
 	var userName, dir string
+	var preserve int
 	cmd := &cobra.Command{
-		Use:   "run JAIL [-u USER] [-d DIR] -- COMMAND [ARG...]",
+		Use:   "run JAIL [-u USER] [-d DIR] [--preserve-fds N] -- COMMAND [ARG...]",
 		Short: "Run a command in a throwaway session of a jail or image",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 || cmd.ArgsLenAtDash() != 1 {
@@ -96,6 +100,12 @@ func (a *app) runCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			sigs := catchSignals(cmd.Context(), nil)
+			defer sigs.stop()
+			extra, err := preservedFiles(preserve)
+			if err != nil {
+				return err
+			}
 			user, err := session.Caller()
 			if err != nil {
 				return err
@@ -108,12 +118,13 @@ func (a *app) runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.throwaway(spec, session.RunOptions{Argv: args[1:], Env: commandEnv(spec.Jail.Environment, user, asRoot), Dir: dir, Root: asRoot,
-				Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+			return a.throwaway(sigs, spec, session.RunOptions{Argv: args[1:], Env: commandEnv(spec.Jail.Environment, user, asRoot), Dir: dir, Root: asRoot,
+				Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, ExtraFiles: extra})
 		},
 	}
 	cmd.Flags().StringVarP(&userName, "user", "u", "", "run as USER (your own user, or root for root-users)")
 	cmd.Flags().StringVarP(&dir, "directory", "d", "", "working directory inside the jail")
+	preserveFlag(cmd, &preserve)
 	return cmd
 }
 
@@ -128,12 +139,30 @@ func (a *app) begin(spec *session.Spec) (*session.State, error) {
 }
 
 // throwaway runs one command in an automatic session: begin, run, end.
-func (a *app) throwaway(spec *session.Spec, o session.RunOptions) error {
+// Told to stop (sigs) before the command has started, it ends the session
+// and exits as the command would have, killed by that signal; from then
+// on the command is told, and decides.
+func (a *app) throwaway(sigs *clientSignals, spec *session.Spec, o session.RunOptions) error {
+	if sig := sigs.first(); sig != 0 {
+		if a.release != nil {
+			a.release()
+			a.release = nil
+		}
+		return exitCode(128 + int(sig))
+	}
 	spec.Automatic = true
 	st, err := a.begin(spec)
 	if err != nil {
 		return err
 	}
+	if sig := sigs.first(); sig != 0 {
+		if err := session.End(spec.RunDir, st.ID); err != nil {
+			return err
+		}
+		return exitCode(128 + int(sig))
+	}
+	// A signal from here on reaches the command, once it has started.
+	o.Signals = sigs.forward()
 	// A monitor costs a process start, more than a short command takes:
 	// it is started only for a command still running after watchDelay, to
 	// clean up if this process is killed. Before then, the init dies with
@@ -171,11 +200,11 @@ func commandEnv(environment string, u session.User, asRoot bool) []string {
 		home, name, path = "/root", "root", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	}
 	env := []string{"PATH=" + path, "HOME=" + home, "USER=" + name, "LOGNAME=" + name, "SHELL=/bin/sh"}
-	if t := os.Getenv("TERM"); t != "" {
+	if t := callerGetenv("TERM"); t != "" {
 		env = append(env, "TERM="+t)
 	}
 	if environment == "preserve" {
-		for _, e := range os.Environ() {
+		for _, e := range callerEnv() {
 			k, _, _ := strings.Cut(e, "=")
 			if k == "PATH" || k == "HOME" || k == "USER" || k == "LOGNAME" || strings.HasPrefix(k, "LD_") || k == "IFS" || k == "BASH_ENV" || k == "ENV" {
 				continue
@@ -213,8 +242,9 @@ func (a *app) sessionCmd() *cobra.Command {
 	begin.Flags().StringVarP(&name, "name", "n", "", "session id (default: JAIL-random)")
 	begin.Flags().StringVarP(&userName, "user", "u", "", "check access for root (root-users)")
 	var runUser, runDirFlag string
+	var runPreserve int
 	run := &cobra.Command{
-		Use:   "run ID [-u root] [-d DIR] -- COMMAND [ARG...]",
+		Use:   "run ID [-u root] [-d DIR] [--preserve-fds N] -- COMMAND [ARG...]",
 		Short: "Run a command in an open session",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 || cmd.ArgsLenAtDash() != 1 {
@@ -223,6 +253,12 @@ func (a *app) sessionCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			sigs := catchSignals(cmd.Context(), nil)
+			defer sigs.stop()
+			extra, err := preservedFiles(runPreserve)
+			if err != nil {
+				return err
+			}
 			st, user, err := a.ownSession(args[0])
 			if err != nil {
 				return err
@@ -234,8 +270,12 @@ func (a *app) sessionCmd() *cobra.Command {
 			if runUser != "" && !asRoot {
 				return usageError{fmt.Errorf("-u %s: only root can be asked for", runUser)}
 			}
+			// Told to stop before the command started: it does not start.
+			if sig := sigs.first(); sig != 0 {
+				return exitCode(128 + int(sig))
+			}
 			code, err := session.Run(st, session.RunOptions{Argv: args[1:], Env: commandEnv(st.Environment, user, asRoot), Dir: runDirFlag, Root: asRoot,
-				Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+				Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, ExtraFiles: extra, Signals: sigs.forward()})
 			if err != nil {
 				return err
 			}
@@ -247,12 +287,19 @@ func (a *app) sessionCmd() *cobra.Command {
 	}
 	run.Flags().StringVarP(&runUser, "user", "u", "", "root to run as root (root-users only)")
 	run.Flags().StringVarP(&runDirFlag, "directory", "d", "", "working directory inside the jail")
+	preserveFlag(run, &runPreserve)
 	end := &cobra.Command{
 		Use:   "end ID",
 		Short: "End a session: kill its processes, unmount, remove its state",
 		Args:  exactArgs(1, "one session id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, _, err := a.ownSession(args[0]); err != nil {
+			_, _, err := a.ownSession(args[0])
+			var d *session.DamagedError
+			if errors.As(err, &d) && callerIsRoot() {
+				// Whose it was cannot be told: root's to clean.
+				return session.EndDamaged(runDir(), args[0])
+			}
+			if err != nil {
 				return err
 			}
 			return session.End(runDir(), args[0])
@@ -264,7 +311,7 @@ func (a *app) sessionCmd() *cobra.Command {
 		Short: "List open sessions with their usage",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			states, err := session.List(runDir())
+			states, err := a.visibleSessions()
 			if err != nil {
 				return err
 			}
@@ -289,19 +336,30 @@ func (a *app) sessionCmd() *cobra.Command {
 		Short: "Show a session, with the path of its root on the host",
 		Args:  exactArgs(1, "one session id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := session.Get(runDir(), args[0])
+			st, _, err := a.ownSession(args[0])
 			if err != nil {
 				return err
 			}
 			return writeJSON(a, describe(st))
 		},
 	}
+	// Its output is JSON already; the flag is there for the scripts that
+	// pass it to every command.
+	info.Flags().Bool("json", true, "print JSON (the default)")
 	recover := &cobra.Command{
 		Use:   "recover",
 		Short: "Clean up sessions whose init is gone (after a crash or reboot)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ids, err := session.Recover(runDir())
+			var mine func(*session.State) bool // root: every session
+			if !callerIsRoot() {
+				user, err := session.Caller()
+				if err != nil {
+					return err
+				}
+				mine = func(st *session.State) bool { return st.UID == user.UID }
+			}
+			ids, err := session.Recover(runDir(), mine)
 			for _, id := range ids {
 				fmt.Fprintf(a.stdout, "recovered %s\n", id)
 			}
@@ -313,20 +371,47 @@ func (a *app) sessionCmd() *cobra.Command {
 }
 
 // ownSession finds a session the caller may use (root, or its owner), and
-// the caller.
+// the caller. To anyone else another user's session does not exist: the
+// answer is the one for an id that names no session, so that ids cannot
+// be probed.
 func (a *app) ownSession(id string) (*session.State, session.User, error) {
-	st, err := session.Get(runDir(), id)
-	if err != nil {
-		return nil, session.User{}, err
-	}
 	user, err := session.Caller()
 	if err != nil {
 		return nil, session.User{}, err
 	}
-	if user.UID != 0 && user.UID != st.UID {
-		return nil, session.User{}, fmt.Errorf("%w: session %s belongs to %s", session.ErrDenied, id, st.User)
+	st, err := session.Get(runDir(), id)
+	var d *session.DamagedError
+	if errors.As(err, &d) && !callerIsRoot() {
+		return nil, session.User{}, fmt.Errorf("%w: %s (see 'jailmgr session list')", session.ErrNoSession, id)
+	}
+	if err != nil {
+		return nil, session.User{}, err
+	}
+	if !callerIsRoot() && user.UID != st.UID {
+		return nil, session.User{}, fmt.Errorf("%w: %s (see 'jailmgr session list')", session.ErrNoSession, id)
 	}
 	return st, user, nil
+}
+
+// visibleSessions are the sessions the caller may see: every one for
+// root, else the caller's own. Damaged ones are reported to root on
+// stderr and do not stop the list.
+func (a *app) visibleSessions() ([]*session.State, error) {
+	states, err := session.List(runDir())
+	if err != nil && !session.OnlyDamaged(err) {
+		return nil, err
+	}
+	if callerIsRoot() {
+		if err != nil {
+			fmt.Fprintf(a.stderr, "jailmgr: warning: %s\n", printable(err.Error()))
+		}
+		return states, nil
+	}
+	user, err := session.Caller()
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(states, func(st *session.State) bool { return st.UID != user.UID }), nil
 }
 
 // sessionRow is one line of 'session list --json' and 'session info'.
