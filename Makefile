@@ -3,14 +3,40 @@
 GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 PREFIX  ?= /usr/local
 DESTDIR ?=
-BIN     := bin/jailmgr
-INIT    := bin/jailmgr-init
-# The same stamp in jailmgr and its session init, so that jailmgr only ever
-# starts the jailmgr-init of its own build.
-BUILD_STAMP := $(shell git describe --always --dirty 2>/dev/null)-$(shell date -u +%Y%m%dT%H%M%S.%N)
-STAMP_FLAGS := -ldflags "-X jailmgr/session.buildStamp=$(BUILD_STAMP)"
+# Where build puts the binaries (install builds there first).
+BUILDDIR ?= bin
+BIN     := $(BUILDDIR)/jailmgr
+INIT    := $(BUILDDIR)/jailmgr-init
 
-.PHONY: build test fuzz e2e bench install install-schroot clean
+# The configuration, store, session state and schroot folders that the
+# binary uses when nothing else says, baked in with -X. Left empty, they
+# are the code's own (/etc/jailmgr.conf, /var/lib/jailmgr,
+# /run/jailmgr/sessions, /etc/schroot). Give GNU's directory variables,
+# or each one: make install SETUID=1 SYSCONFDIR=/opt/jm/etc
+# LOCALSTATEDIR=/opt/jm/var RUNSTATEDIR=/opt/jm/run. A setuid jailmgr
+# takes no JAILMGR_* variable from its caller, so for a setuid install
+# this is the only way to move them (test-privilege installs so).
+SYSCONFDIR    ?=
+LOCALSTATEDIR ?=
+RUNSTATEDIR   ?=
+CONFFILE      ?= $(if $(SYSCONFDIR),$(SYSCONFDIR)/jailmgr.conf)
+STOREDIR      ?= $(if $(LOCALSTATEDIR),$(LOCALSTATEDIR)/lib/jailmgr)
+RUNDIR        ?= $(if $(RUNSTATEDIR),$(RUNSTATEDIR)/jailmgr/sessions)
+SCHROOTDIR    ?= $(if $(SYSCONFDIR),$(SYSCONFDIR)/schroot)
+# One absolute path each, nothing the -ldflags quoting would split.
+$(foreach v,CONFFILE STOREDIR RUNDIR SCHROOTDIR,$(if $(strip $($(v))),$(if $(and $(filter /%,$($(v))),$(filter 1,$(words $($(v)))),$(if $(findstring ",$($(v))),,$(if $(findstring ',$($(v))),,ok))),,$(error $(v)="$($(v))" is not one absolute path without quotes))))
+PATH_FLAGS := $(if $(strip $(CONFFILE)),-X jailmgr/conf.DefaultPath=$(strip $(CONFFILE))) \
+	$(if $(strip $(STOREDIR)),-X jailmgr/store.DefaultDir=$(strip $(STOREDIR))) \
+	$(if $(strip $(RUNDIR)),-X jailmgr/session.DefaultRunDir=$(strip $(RUNDIR))) \
+	$(if $(strip $(SCHROOTDIR)),-X main.defaultSchrootDir=$(strip $(SCHROOTDIR)))
+
+# The same stamp in jailmgr and its session init, so that jailmgr only ever
+# starts the jailmgr-init of its own build. (The init has none of the
+# paths: the linker passes over -X of a name a binary does not have.)
+BUILD_STAMP := $(shell git describe --always --dirty 2>/dev/null)-$(shell date -u +%Y%m%dT%H%M%S.%N)
+STAMP_FLAGS := -ldflags "$(strip -X jailmgr/session.buildStamp=$(BUILD_STAMP) $(PATH_FLAGS))"
+
+.PHONY: build test test-privilege fuzz e2e bench install install-schroot clean
 
 # Static and without cgo: the session init re-executes this binary inside
 # jails, where the host's libc may not exist. jailmgr-init is the session
@@ -26,6 +52,17 @@ test: build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) fuzz FUZZTIME=$${FUZZTIME:-5s}
+
+# As root, on a machine where adding users is fine (CI): installs jailmgr
+# setuid root into a scratch prefix under /var/tmp with its own
+# configuration, store, session and schroot folders (make install with the
+# paths above), adds two users, and attacks the privilege boundary as them
+# (cmd/jailmgr/privtest); every attack must fail. Not part of 'test',
+# which would skip it: it adds and removes users and installs a setuid
+# binary. PRIVTEST_SRC=DIR installs from another checkout (a baseline).
+test-privilege:
+	$(GO) vet ./cmd/jailmgr/privtest
+	JAILMGR_PRIVTEST=1 $(if $(PRIVTEST_SRC),JAILMGR_PRIVTEST_SRC=$(abspath $(PRIVTEST_SRC))) $(GO) test -count=1 -timeout 8m -v $(PRIVTEST_FLAGS) ./cmd/jailmgr/privtest
 
 # Each fuzz target briefly (go test -fuzz takes one target per run).
 FUZZTIME ?= 5s
@@ -59,8 +96,8 @@ install: build
 	$(BIN) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/jailmgr
 	$(BIN) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_jailmgr
 	$(BIN) completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/jailmgr.fish
-	CGO_ENABLED=0 $(GO) build -trimpath -tags man -o bin/jailmgr-man ./cmd/jailmgr
-	bin/jailmgr-man man $(DESTDIR)$(PREFIX)/share/man/man1
+	CGO_ENABLED=0 $(GO) build -trimpath -tags man -ldflags "$(strip $(PATH_FLAGS))" -o $(BUILDDIR)/jailmgr-man ./cmd/jailmgr
+	$(BUILDDIR)/jailmgr-man man $(DESTDIR)$(PREFIX)/share/man/man1
 
 # schroot's command line: a "schroot" link to jailmgr, made on request and
 # never over (or in front of, on PATH) a schroot that is not jailmgr.
