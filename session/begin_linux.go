@@ -57,14 +57,10 @@ func Begin(s *Spec) (st *State, err error) {
 		}
 		return nil, fmt.Errorf("begin session: %w", err)
 	}
-	// The lock that keeps teardowns apart, made with the folder and never
-	// by a teardown (see teardownRepack).
-	if err := os.WriteFile(filepath.Join(dir, "lock"), nil, 0o600); err != nil {
-		os.Remove(dir)
-		return nil, fmt.Errorf("begin session: %w", err)
-	}
+	var instance [16]byte
+	rand.Read(instance[:])
 	st = &State{
-		ID: id, Jail: s.Jail.Name, Image: s.ImageRef, Type: s.Jail.Type, Dir: dir,
+		ID: id, Instance: hex.EncodeToString(instance[:]), Jail: s.Jail.Name, Image: s.ImageRef, Type: s.Jail.Type, Dir: dir,
 		Root: filepath.Join(dir, "root"), User: s.User.Name, UID: s.User.UID, GID: s.User.GID,
 		Cgroup: "jailmgr/" + id, Created: time.Now().UTC().Truncate(time.Second),
 		Environment: s.Jail.Environment, RootAllowed: CheckAccess(s.Jail, s.User, true) == nil,
@@ -76,6 +72,18 @@ func Begin(s *Spec) (st *State, err error) {
 	if s.ImageRef == "" {
 		st.Directory = s.Lower
 	}
+	// The state is written at once (without an init) so that a crash
+	// during setup leaves something recover can find and clean; then the
+	// lock that keeps teardowns apart, made with the folder and never by
+	// a teardown (see teardownRepack), which finds the state beside it.
+	if err := writeState(st); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "lock"), nil, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("begin session: %w", err)
+	}
 	// Undone from this variable: the error returns below set st to nil.
 	made := st
 	defer func() {
@@ -83,15 +91,10 @@ func Begin(s *Spec) (st *State, err error) {
 			teardown(made)
 		}
 	}()
-	// The state is written at once (without an init) so that a crash
-	// during setup leaves something recover can find and clean.
-	if err := writeState(st); err != nil {
-		return nil, err
-	}
 	// The jail's root is mounted before the init starts, so that the
 	// init's mount namespace, a copy of the host's, has it. The init then
-	// comes up (a Go process takes a while) while the host's view and the
-	// cgroup are made; it waits for "go" before it looks at its root.
+	// comes up (a Go process takes a while) while the cgroup is made; it
+	// waits for "go" before it looks at its root.
 	private := privateRoot(dir)
 	for _, d := range []struct {
 		path string
@@ -119,6 +122,23 @@ func Begin(s *Spec) (st *State, err error) {
 		return nil, err
 	}
 	defer initp.close()
+	if err := writeState(st); err != nil {
+		return nil, err
+	}
+	g, err := cgroup.Create(st.Cgroup, cgroup.Limits{Memory: s.Jail.Memory, CPUs: s.Jail.CPUs, Pids: s.Jail.Pids})
+	if err != nil {
+		return nil, fmt.Errorf("begin session: %w", err)
+	}
+	if testHookBeforeRelease != nil {
+		testHookBeforeRelease(st)
+	}
+	if err := initp.release(g); err != nil {
+		return nil, err
+	}
+	// The host's view, and the owner's way to it, come only once the init
+	// has set the jail up: its setup goes by path (the guards over /proc,
+	// read-only binds, /dev), and an owner who could reach the tree then
+	// could rename a mount point away from under it.
 	if err := mountView(private, st.Root); err != nil {
 		return nil, err
 	}
@@ -127,21 +147,15 @@ func Begin(s *Spec) (st *State, err error) {
 			return nil, fmt.Errorf("begin session: %w", err)
 		}
 	}
-	if err := writeState(st); err != nil {
-		return nil, err
-	}
-	g, err := cgroup.Create(st.Cgroup, cgroup.Limits{Memory: s.Jail.Memory, CPUs: s.Jail.CPUs, Pids: s.Jail.Pids})
-	if err != nil {
-		return nil, fmt.Errorf("begin session: %w", err)
-	}
-	if err := initp.release(g); err != nil {
-		return nil, err
-	}
 	if !s.Automatic {
 		Watch(st)
 	}
 	return st, nil
 }
+
+// testHookBeforeRelease, set by tests, sees the session just before its
+// init is told to set the jail up.
+var testHookBeforeRelease func(*State)
 
 // mountRoot mounts the session's root on the host at target, root's alone:
 // the jail's own root, with setuid and device semantics.
@@ -150,13 +164,11 @@ func mountRoot(s *Spec, st *State, target string) error {
 		// The unpacked root is the session's own, like an upper dir: it
 		// goes when the session does.
 		st.Upper = filepath.Join(s.StoreDir, "sessions", st.ID)
-		if err := writeState(st); err != nil {
+		// Recorded before it is made, so that a crash leaves it to recover.
+		if err := recordUpper(st, false); err != nil {
 			return err
 		}
 		unpacked := filepath.Join(st.Upper, "rootfs")
-		if err := makeUpper(st.Upper); err != nil {
-			return err
-		}
 		if err := os.Mkdir(unpacked, 0o755); err != nil {
 			return fmt.Errorf("begin session: %w", err)
 		}
@@ -196,10 +208,7 @@ func mountRoot(s *Spec, st *State, target string) error {
 		st.Upper = filepath.Join(s.StoreDir, "sessions", st.ID)
 	}
 	// Recorded before it is made, so that a crash leaves it to recover.
-	if err := writeState(st); err != nil {
-		return err
-	}
-	if err := makeUpper(st.Upper); err != nil {
+	if err := recordUpper(st, st.Keep); err != nil {
 		return err
 	}
 	upper, work := filepath.Join(st.Upper, "upper"), filepath.Join(st.Upper, "work")
@@ -235,18 +244,54 @@ func persistentUpper(s *Spec) string {
 // among them — lies there with its own modes, and the jail's overlay-dir
 // may be a folder others can enter. A persistent jail's folder outlives
 // its sessions; one made by an older version is tightened.
-func makeUpper(dir string) error {
+func makeUpper(dir string, keep bool) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return fmt.Errorf("begin session: %w", err)
 	}
 	err := os.Mkdir(dir, 0o700)
 	if errors.Is(err, os.ErrExist) {
-		err = os.Chmod(dir, 0o700)
+		if !keep {
+			// Not this session's: a teardown must not remove it.
+			return fmt.Errorf("begin session: %w", &upperExistsError{dir})
+		}
+		var st unix.Stat_t
+		if err = unix.Lstat(dir, &st); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			err = fmt.Errorf("%s is not a folder", dir)
+		}
+		if err == nil {
+			err = os.Chmod(dir, 0o700)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("begin session: %w", err)
 	}
 	return nil
+}
+
+// upperExistsError is a session's upper folder found already there: a
+// leftover, or a folder someone put where the session's would go.
+type upperExistsError struct{ dir string }
+
+func (e *upperExistsError) Error() string {
+	return e.dir + " exists already (a leftover of another session?): it is left alone; remove it, or begin the session under another name"
+}
+
+// recordUpper records where a session's upper folder goes, then makes it;
+// if something is there already, the record is taken back, so that no
+// teardown removes what the session did not make.
+func recordUpper(st *State, keep bool) error {
+	if err := writeState(st); err != nil {
+		return err
+	}
+	err := makeUpper(st.Upper, keep)
+	var exists *upperExistsError
+	if errors.As(err, &exists) {
+		st.Upper = ""
+		if werr := writeState(st); werr != nil {
+			return errors.Join(err, werr)
+		}
+	}
+	return err
 }
 
 // makeRunDir makes the folder of state folders, and the default's parent
@@ -448,7 +493,7 @@ func initProgram() (string, error) {
 		return "", err
 	}
 	if buildStamp == "" {
-		return self, nil
+		return selfExe, nil
 	}
 	var me unix.Stat_t
 	if err := unix.Stat(self, &me); err != nil {
@@ -460,8 +505,14 @@ func initProgram() (string, error) {
 			return p, nil
 		}
 	}
-	return self, nil
+	return selfExe, nil
 }
+
+// selfExe is how jailmgr runs itself again: the file this process runs,
+// whatever is at its path by now. A user may hard-link the setuid jailmgr
+// into a folder of theirs and put a program of their own at that name
+// while it runs; os.Executable's path would then run that program as root.
+const selfExe = "/proc/self/exe"
 
 // ownedLikeSelf tells whether path is a file or folder (not a symlink) of
 // root or of jailmgr's owner that nobody else may write.

@@ -31,11 +31,7 @@ const initArg = "__jailmgr-chroot-init"
 // Chroot returns a command that runs argv inside root. The caller sets Env,
 // Stdin, Stdout and Stderr as for any exec.Cmd.
 func Chroot(root string, argv ...string) (*exec.Cmd, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find own executable: %w", err)
-	}
-	cmd := exec.Command(self, append([]string{initArg, root}, argv...)...)
+	cmd := exec.Command(selfExe, append([]string{initArg, root}, argv...)...)
 	cmd.Args[0] = "jailmgr"
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,

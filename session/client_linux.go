@@ -107,6 +107,9 @@ func run(st *State, o RunOptions) (int, int, error) {
 		return 0, 0, fmt.Errorf("run in session %s: %w: %v (try 'jailmgr session recover')", st.ID, ErrSessionGone, err)
 	}
 	defer conn.Close()
+	if err := checkPeer(conn, st); err != nil {
+		return 0, 0, err
+	}
 	req := Request{Op: "run", Argv: o.Argv, Env: o.Env, Dir: o.Dir, Root: o.Root, Pty: o.Pty, User: o.User, Dirs: o.Dirs, Notes: o.Notes, Program: o.Program,
 		ExtraFDs: len(o.ExtraFiles)}
 	var fds []int
@@ -213,4 +216,28 @@ func relayTerminal(master, in, out *os.File) func() {
 		master.Close()
 		restore()
 	}
+}
+
+// checkPeer makes sure that the socket answered by st's own init: the
+// socket is found by the session's name, which a new session (another
+// user's) may have taken since st was read and checked.
+func checkPeer(conn *net.UnixConn, st *State) error {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("run in session %s: %w", st.ID, err)
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		credErr = err
+	}
+	if credErr != nil {
+		return fmt.Errorf("run in session %s: %w", st.ID, credErr)
+	}
+	if int(cred.Pid) != st.InitPid || !st.Alive() {
+		return fmt.Errorf("run in session %s: %w: its name now belongs to another session (see 'jailmgr session list')", st.ID, ErrSessionGone)
+	}
+	return nil
 }

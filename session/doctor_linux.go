@@ -66,8 +66,9 @@ func initCheck() (string, bool, string) {
 	if err != nil {
 		return "?", false, err.Error()
 	}
-	self, _ := os.Executable()
-	if p == self {
+	if p == selfExe {
+		self, _ := os.Executable()
+		p = self
 		if buildStamp == "" {
 			return p, true, "jailmgr itself (a build without make's stamp uses no jailmgr-init)"
 		}

@@ -26,8 +26,13 @@ func End(runDir, id string) error {
 	if err != nil {
 		return err
 	}
-	return teardownRepack(st, true)
+	return EndState(st)
 }
+
+// EndState is End of the session st describes, read (and its owner
+// checked) before: if its name has since gone to another session, that
+// one is left alone.
+func EndState(st *State) error { return teardownRepack(st, true) }
 
 // teardown removes everything a session made, in reverse order, and is
 // safe to run on a half-made session or twice. It holds the session's lock
@@ -53,8 +58,20 @@ func teardownRepack(st *State, repack bool) error {
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		return fmt.Errorf("end session %s: %w", st.ID, err)
 	}
-	if _, err := os.Stat(st.Dir); errors.Is(err, fs.ErrNotExist) {
-		return nil
+	// The folder is found by the session's name, which a new session may
+	// have taken since st was read (its owner ended it, then anyone began
+	// another under that name): only the instance st describes is torn
+	// down. (Begin writes the state before the lock, so a lock is never
+	// without one.)
+	cur, err := readState(st.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // already torn down
+	}
+	if err != nil {
+		return fmt.Errorf("end session %s: %w", st.ID, err)
+	}
+	if cur.Instance != st.Instance {
+		return nil // gone; another session has its name now
 	}
 	var errs []error
 	killInit(st)
@@ -245,11 +262,7 @@ func RecoverSession(runDir, id string) (bool, error) {
 // lifetime, a crash, its caller killed), so that nothing is left for
 // 'recover'. Begin starts it, except for automatic sessions.
 func Watch(st *State) {
-	self, err := os.Executable()
-	if err != nil {
-		return
-	}
-	cmd := exec.Command(self, monitorArg, st.Dir)
+	cmd := exec.Command(selfExe, monitorArg, st.Dir)
 	cmd.Args[0] = "jailmgr-monitor"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if cmd.Start() == nil {

@@ -104,7 +104,7 @@ func runExec() int {
 // placeExtraFDs moves the n descriptors the init passed from 4 up (3 held
 // the spec, closed now) to 3 up, where the command expects them, and
 // marks everything above them close-on-exec, whatever this process
-// inherited.
+// inherited: the helper's own file, which the init passes after them, too.
 func placeExtraFDs(n int) error {
 	if n < 0 || n > MaxPreserveFDs {
 		return fmt.Errorf("read command: %d descriptors to pass", n)

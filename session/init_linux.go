@@ -64,6 +64,10 @@ type sessionInit struct {
 	stateDir string
 	filter   []unix.SockFilter // the jail's seccomp program, nil for none
 	launch   *launcher         // nil: commands start through the exec helper
+	// exe is this program through a read-only mount nowhere in the
+	// tree, which the exec helper is run from (see sealExe); nil where
+	// the jail has no /proc to run it by.
+	exe *os.File
 
 	mu       sync.Mutex
 	usersMu  sync.Mutex // serialises additions to passwd and group
@@ -142,6 +146,10 @@ func runSessionInit(stateDir string) int {
 	if err := <-launcher; err != nil {
 		return fail(err)
 	}
+	if in.launch == nil && in.exe == nil {
+		// Every command would need the helper.
+		return fail(errNoProc)
+	}
 	fmt.Fprintf(ready, "ok\n")
 	ready.Close()
 	in.serve(ln)
@@ -178,8 +186,19 @@ func (in *sessionInit) setup() (*net.UnixListener, error) {
 	if err := os.Chmod(sock, 0o600); err != nil {
 		return nil, fmt.Errorf("listen on control socket: %w", err)
 	}
+	// The helper's file is sealed while the host's tree, where it is, is
+	// still this namespace's: a mount out of another cannot be cloned.
+	exe, err := sealExe(in.stateDir)
+	if err != nil {
+		return nil, err
+	}
 	if err := pivotInto(c.Root); err != nil {
 		return nil, err
+	}
+	if procIsProcfs() {
+		in.exe = exe
+	} else {
+		exe.Close()
 	}
 	return ln, nil
 }

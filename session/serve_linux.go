@@ -35,7 +35,8 @@ type execSpec struct {
 	// Personality is the execution domain to set, -1 for none.
 	Personality int64 `json:"personality"`
 	// ExtraFDs is how many descriptors, from 4 up, go to the command as
-	// 3 up (3 holds this spec until then).
+	// 3 up (3 holds this spec until then). The one after them is the
+	// helper's own file, which no command inherits.
 	ExtraFDs int `json:"extra_fds,omitempty"`
 }
 
@@ -233,6 +234,9 @@ func (in *sessionInit) start(req *Request, files, extra []*os.File) (int, chan u
 	spec := execSpec{Argv: req.Argv, Env: req.Env, Dir: req.Dir, UID: uid, GID: gid, Groups: groups,
 		Capabilities: in.cfg.Capabilities, Filter: in.filter, Dirs: req.Dirs, Notes: req.Notes, Program: req.Program, Personality: in.cfg.Personality,
 		ExtraFDs: len(extra)}
+	if in.exe == nil {
+		return 0, nil, fmt.Errorf("start %s: %w", req.Argv[0], errNoProc)
+	}
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return 0, nil, err
@@ -242,14 +246,21 @@ func (in *sessionInit) start(req *Request, files, extra []*os.File) (int, chan u
 		return 0, nil, err
 	}
 	defer r.Close()
+	// The helper is run from the sealed file, not from the host's (see
+	// sealExe), by its descriptor's name: passed after the others, it is
+	// that number in the child when execve looks it up. The helper marks
+	// it close-on-exec with what it holds beyond the command's.
+	fds := append([]*os.File{files[0], files[1], files[2], r}, extra...)
+	self := fmt.Sprintf("/proc/self/fd/%d", len(fds))
+	fds = append(fds, in.exe)
 	done := make(chan unix.WaitStatus, 1)
 	in.mu.Lock()
 	// The lock is held until the waiter is registered, so the reaper
 	// cannot collect the status before anyone waits for it.
-	p, err := os.StartProcess("/proc/self/exe", []string{"jailmgr-exec", execArg}, &os.ProcAttr{
+	p, err := os.StartProcess(self, []string{"jailmgr-exec", execArg}, &os.ProcAttr{
 		Dir:   "/",
 		Env:   []string{},
-		Files: append([]*os.File{files[0], files[1], files[2], r}, extra...),
+		Files: fds,
 		Sys: &syscall.SysProcAttr{
 			Setsid: true,
 			// On a pty the command's stdin is its controlling terminal, so

@@ -53,7 +53,9 @@ func CheckAccess(j *conf.Jail, u User, asRoot bool) error {
 	if inRoot || slices.Contains(j.Users, u.Name) || anyIn(u.GroupNames, j.Groups) {
 		return nil
 	}
-	return fmt.Errorf("%w: %s may not use jail %s (it allows users %v, groups %v)", ErrDenied, u.Name, j.Name, j.Users, j.Groups)
+	// Who else may is not said: through a setuid jailmgr, that is
+	// root's configuration, which a user need not be able to read.
+	return fmt.Errorf("%w: %s may not use jail %s (ask its admin to add you to its users or groups)", ErrDenied, u.Name, j.Name)
 }
 
 func anyIn(have, allowed []string) bool {

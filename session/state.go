@@ -31,7 +31,11 @@ var (
 // State is what a session's state file records. It is written once the
 // session is up, atomically, and read by every other command.
 type State struct {
-	ID        string `json:"id"`
+	ID string `json:"id"`
+	// Instance tells this session from a later one of the same name (a
+	// name is free again once its session has ended): what acts on a
+	// state it read checks that the instance is still the one there.
+	Instance  string `json:"instance,omitempty"`
 	Jail      string `json:"jail"`
 	Image     string `json:"image,omitempty"`     // name:version
 	Directory string `json:"directory,omitempty"` // for directory jails

@@ -300,8 +300,28 @@ func (s *schroot) selected() ([]string, map[string]selection, error) {
 	}
 	out := map[string]selection{}
 	var missing []string
+	var hidden func(*conf.Chroot) bool
+	if privileged.on {
+		// Through a setuid jailmgr, a user sees the chroots they may
+		// use, not the whole configuration (which root may keep
+		// unreadable): the others do not exist for them.
+		caller, err := session.Caller()
+		if err != nil {
+			return nil, nil, err
+		}
+		hidden = func(ch *conf.Chroot) bool { return authorise(ch, caller, caller) != nil }
+	}
+	if hidden != nil && o.allUsed() {
+		names = slices.DeleteFunc(names, func(n string) bool {
+			_, ch, ok := s.sc.Find(hint, n)
+			return ok && hidden(ch)
+		})
+	}
 	for _, n := range names {
 		ns, ch, ok := s.sc.Find(hint, n)
+		if ok && hidden != nil && hidden(ch) {
+			ok = false
+		}
 		if ok && (ns != "session" || o.loadSessions) && (ns == "session" || o.loadChroots) {
 			out[n] = selection{ns: ns, ch: ch}
 		} else if !slices.Contains(missing, n) {

@@ -194,11 +194,16 @@ func (s *schroot) session(name string, sel selection, caller, target session.Use
 		if err != nil {
 			return 1, err
 		}
+		// Read again by name: the one listed may have ended, and its name
+		// gone to another user's session, since.
+		if !callerIsRoot() && st.UID != caller.UID {
+			return 1, fmt.Errorf("%s: Chroot not found", name)
+		}
 		switch action {
 		case actionRun:
 			return s.run(st, ch, caller, target, caught)
 		case actionEnd:
-			if err := session.End(runDir(), st.ID); err != nil {
+			if err := session.EndState(st); err != nil {
 				return 1, fmt.Errorf("%s: Chroot setup failed: %w", st.ID, err)
 			}
 			return 0, nil
@@ -225,7 +230,7 @@ func (s *schroot) session(name string, sel selection, caller, target session.Use
 			// Stopped while it began, the session is not handed out: a
 			// caller that sees the failure would never end it.
 			if err := caught.stopped(); err != nil {
-				if endErr := session.End(runDir(), st.ID); endErr != nil {
+				if endErr := session.EndState(st); endErr != nil {
 					err = errors.Join(err, fmt.Errorf("%s: Chroot setup failed: %w", st.ID, endErr))
 				}
 				return 1, err
@@ -235,7 +240,7 @@ func (s *schroot) session(name string, sel selection, caller, target session.Use
 		}
 		sch := ch.CloneSession(st.ID, name, caller.Name, inRootLists(ch, caller), st.Root)
 		code, runErr := s.run(st, sch, caller, target, caught)
-		if err := session.End(runDir(), st.ID); err != nil && runErr == nil {
+		if err := session.EndState(st); err != nil && runErr == nil {
 			return 1, fmt.Errorf("%s: Chroot setup failed: %w", st.ID, err)
 		}
 		return code, runErr
@@ -255,7 +260,7 @@ func (s *schroot) session(name string, sel selection, caller, target session.Use
 			return 1, err
 		}
 		code, runErr := s.run(st, ch, caller, target, caught)
-		if err := session.End(runDir(), st.ID); err != nil && runErr == nil {
+		if err := session.EndState(st); err != nil && runErr == nil {
 			return 1, fmt.Errorf("%s: Chroot setup failed: %w", st.ID, err)
 		}
 		return code, runErr

@@ -156,7 +156,7 @@ func (a *app) throwaway(sigs *clientSignals, spec *session.Spec, o session.RunOp
 		return err
 	}
 	if sig := sigs.first(); sig != 0 {
-		if err := session.End(spec.RunDir, st.ID); err != nil {
+		if err := session.EndState(st); err != nil {
 			return err
 		}
 		return exitCode(128 + int(sig))
@@ -170,7 +170,7 @@ func (a *app) throwaway(sigs *clientSignals, spec *session.Spec, o session.RunOp
 	watch := time.AfterFunc(watchDelay, func() { session.Watch(st) })
 	code, runErr := session.Run(st, o)
 	watch.Stop()
-	if err := session.End(spec.RunDir, st.ID); err != nil && runErr == nil {
+	if err := session.EndState(st); err != nil && runErr == nil {
 		runErr = err
 	}
 	if runErr != nil {
@@ -293,7 +293,7 @@ func (a *app) sessionCmd() *cobra.Command {
 		Short: "End a session: kill its processes, unmount, remove its state",
 		Args:  exactArgs(1, "one session id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, _, err := a.ownSession(args[0])
+			st, _, err := a.ownSession(args[0])
 			var d *session.DamagedError
 			if errors.As(err, &d) && callerIsRoot() {
 				// Whose it was cannot be told: root's to clean.
@@ -302,7 +302,7 @@ func (a *app) sessionCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return session.End(runDir(), args[0])
+			return session.EndState(st)
 		},
 	}
 	var listJSON bool
@@ -372,8 +372,9 @@ func (a *app) sessionCmd() *cobra.Command {
 
 // ownSession finds a session the caller may use (root, or its owner), and
 // the caller. To anyone else another user's session does not exist: the
-// answer is the one for an id that names no session, so that ids cannot
-// be probed.
+// answer is the one for an id that names no session, and says nothing of
+// its owner, jail or root. (Ids themselves are no secret: they show in
+// the process list.)
 func (a *app) ownSession(id string) (*session.State, session.User, error) {
 	user, err := session.Caller()
 	if err != nil {

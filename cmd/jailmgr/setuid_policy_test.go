@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"jailmgr/conf"
 )
 
 // asSetuidUser runs the command line in-process as a setuid start by
@@ -15,6 +17,9 @@ func asSetuidUser(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	saved := privileged
 	privileged.on, privileged.uid, privileged.gid = true, 65534, 65534
+	// What takeSetuid leaves for session.Caller.
+	t.Setenv("SUDO_UID", "65534")
+	t.Setenv("SUDO_GID", "65534")
 	defer func() { privileged = saved }()
 	code, out, errb := jailmgr(t, args...)
 	return code, out + errb
@@ -133,5 +138,43 @@ func TestPrintable(t *testing.T) {
 		if got := printable(in); got != want {
 			t.Errorf("printable(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestSetuidSeesOnlyItsJails: through a setuid jailmgr, a user sees the
+// jails and chroots they may use, nothing of the rest of root's
+// configuration (which root may keep unreadable): not in jail list/show,
+// not in schroot's --list, --info, --config or --location, not in a
+// refusal's wording.
+func TestSetuidSeesOnlyItsJails(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "jailmgr.conf")
+	os.WriteFile(cfg, []byte("[open]\ndirectory = /\nusers = nobody\n\n[secretj]\ndirectory = /srv/secret-place\ndescription = the secret one\nusers = root, alice\n"), 0o600)
+	saved := conf.DefaultPath
+	conf.DefaultPath = cfg
+	defer func() { conf.DefaultPath = saved }()
+	t.Setenv("JAILMGR_SCHROOT_DIR", filepath.Join(dir, "schroot"))
+	t.Setenv("JAILMGR_RUN_DIR", filepath.Join(dir, "run"))
+	for _, args := range [][]string{
+		{"jail", "list"},
+		{"jail", "list", "--json"},
+		{"jail", "show", "secretj"},
+		{"schroot", "-l"},
+		{"schroot", "-l", "--all"},
+		{"schroot", "-i", "-c", "secretj"},
+		{"schroot", "--config", "-c", "secretj"},
+		{"schroot", "--location", "-c", "secretj"},
+		{"schroot", "--config", "--all-chroots"},
+		{"run", "secretj", "--", "true"},
+	} {
+		_, out := asSetuidUser(t, args...)
+		for _, secret := range []string{"secret-place", "the secret one", "alice"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("setuid jailmgr %q shows %q: %q", args, secret, out)
+			}
+		}
+	}
+	if code, out := asSetuidUser(t, "schroot", "-l"); code != 0 || !strings.Contains(out, "open") {
+		t.Errorf("schroot -l does not list the user's own jail: exit %d, %q", code, out)
 	}
 }
