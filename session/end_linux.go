@@ -262,7 +262,7 @@ func RecoverSession(runDir, id string) (bool, error) {
 // lifetime, a crash, its caller killed), so that nothing is left for
 // 'recover'. Begin starts it, except for automatic sessions.
 func Watch(st *State) {
-	cmd := exec.Command(selfExe, monitorArg, st.Dir)
+	cmd := exec.Command(selfExe, monitorArg, st.Dir, st.Instance)
 	cmd.Args[0] = "jailmgr-monitor"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if cmd.Start() == nil {
@@ -272,10 +272,16 @@ func Watch(st *State) {
 
 // runMonitor waits for the init of the session in dir to exit, then tears
 // the session down.
-func runMonitor(dir string) int {
+func runMonitor(dir, instance string) int {
 	st, err := readState(dir)
 	if err != nil {
 		return 1
+	}
+	// A monitor that starts late (a loaded machine) may find its session
+	// ended and another begun under its name, not yet with an init: that
+	// one is not its to watch, let alone to tear down.
+	if st.Instance != instance {
+		return 0
 	}
 	fd, err := unix.PidfdOpen(st.InitPid, 0)
 	if err != nil {

@@ -85,6 +85,12 @@ func runSessionInit(stateDir string) int {
 		fmt.Fprintf(os.Stderr, "jailmgr-init: %v\n", err)
 		return 1
 	}
+	// Nothing of what the init inherited reaches a command (what Go
+	// opens is close-on-exec already): main marked it, unless the init
+	// runs in a binary whose main does not (a test's); once, here.
+	if err := closeOnExecFrom(3); err != nil {
+		return fail(err)
+	}
 	// spec.json is written before the init starts: it is read, and the
 	// filter compiled, while Begin makes the cgroup and the root.
 	data, err := os.ReadFile(filepath.Join(stateDir, "spec.json"))

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestNothingReachableWhileTheInitSetsUp: the init's setup goes by path
@@ -125,5 +126,37 @@ func TestSelfIsRunByDescriptor(t *testing.T) {
 	}
 	if cmd.Path != selfExe {
 		t.Errorf("Chroot runs %q, want %q", cmd.Path, selfExe)
+	}
+}
+
+// TestLateMonitorLeavesANewSessionAlone: a monitor that starts late (a
+// loaded machine) may find its session ended and another begun under its
+// name, before that one has an init; it used to take that state for its
+// own and tear the new session down mid-begin (TestNameReusedByAnotherSession
+// failed so under load). It watches only the instance it was started for.
+func TestLateMonitorLeavesANewSessionAlone(t *testing.T) {
+	spec, _ := testJail(t, "latemonitor")
+	st, err := Begin(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer End(spec.RunDir, st.ID)
+	// An earlier session's monitor, started only now: it returns at once
+	// (one that took the state for its own would watch this init).
+	done := make(chan int, 1)
+	go func() { done <- runMonitor(st.Dir, "an-earlier-instance") }()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("runMonitor = %d", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a monitor of another instance watches this session")
+	}
+	if !st.Alive() {
+		t.Fatal("a monitor of another instance killed the session")
+	}
+	if out, code := runIn(t, st, false, nil, "/bin/true"); code != 0 {
+		t.Errorf("the session no longer runs commands: %d %s", code, out)
 	}
 }

@@ -9,9 +9,9 @@ import "jailmgr/internal/role"
 func init() {
 	role.Register(initArg, runChrootInit)
 	role.Register(monitorArg, func(args []string) int {
-		if len(args) != 1 {
-			return usage(monitorArg, "STATE-DIR")
+		if len(args) != 2 {
+			return usage(monitorArg, "STATE-DIR INSTANCE")
 		}
-		return runMonitor(args[0])
+		return runMonitor(args[0], args[1])
 	})
 }

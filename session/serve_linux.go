@@ -210,12 +210,6 @@ func (in *sessionInit) addUser(u *User) error {
 // after dropping privileges inside the jail. files are its stdio, extra
 // its descriptors from 3 up.
 func (in *sessionInit) start(req *Request, files, extra []*os.File) (int, chan unix.WaitStatus, error) {
-	// Nothing else of the init's reaches a command: what Go opens is
-	// close-on-exec already, and this catches what the init inherited
-	// when its main did not mark it (the init run by a test binary).
-	if err := closeOnExecFrom(3); err != nil {
-		return 0, nil, err
-	}
 	uid, gid, groups := in.cfg.User.UID, in.cfg.User.GID, in.cfg.User.Groups
 	switch {
 	case req.Root:

@@ -142,7 +142,7 @@ func findMonitor(dir string) int {
 			continue
 		}
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if strings.HasSuffix(string(cmdline), "__jailmgr-session-monitor\x00"+dir+"\x00") {
+		if strings.Contains(string(cmdline), "__jailmgr-session-monitor\x00"+dir+"\x00") {
 			return pid
 		}
 	}

@@ -112,7 +112,7 @@ func testInternalRoles(t *testing.T, s *suite) {
 	for _, p := range progs {
 		dir := filepath.Join(u.home, "monitor-"+filepath.Base(p.path))
 		state, _ := json.Marshal(map[string]any{
-			"id": "jmprivmon", "jail": "eph", "type": "ephemeral", "root": filepath.Join(dir, "root"),
+			"id": filepath.Base(dir), "instance": "jmprivmon", "jail": "eph", "type": "ephemeral", "root": filepath.Join(dir, "root"),
 			"upper": s.victim.dir, "keep": false, "user": u.name, "uid": u.uid, "gid": u.gid,
 			"init_pid": 0, "init_start": 0, "cgroup": s.victim.cgroup, "environment": "clean",
 			"created": time.Now().UTC().Format(time.RFC3339),
@@ -120,17 +120,21 @@ func testInternalRoles(t *testing.T, s *suite) {
 		s.userFile(t, u, filepath.Base(dir)+"/state.json", state, 0o644)
 		s.userFile(t, u, filepath.Base(dir)+"/lock", nil, 0o644)
 		s.userDir(t, u, filepath.Base(dir)+"/root")
-		s.attack(t, p.name+" __jailmgr-session-monitor DIR (DIR/state.json the caller's)",
-			call{as: u, prog: p.path, args: []string{"__jailmgr-session-monitor", dir}, sandbox: true, timeout: 20 * time.Second},
-			func(r result) string {
-				if harm := s.victimHarm(); harm != "" {
-					return "the monitor tore down what the caller's state.json named: " + harm
+		// As jailmgr starts it (the state folder and the instance it
+		// watches), and as older builds did (the folder alone).
+		for _, args := range [][]string{{"__jailmgr-session-monitor", dir, "jmprivmon"}, {"__jailmgr-session-monitor", dir}} {
+			s.attack(t, p.name+" "+strings.Join(args, " ")+" (DIR/state.json the caller's)",
+				call{as: u, prog: p.path, args: args, sandbox: true, timeout: 20 * time.Second},
+				func(r result) string {
+					if harm := s.victimHarm(); harm != "" {
+						return "the monitor tore down what the caller's state.json named: " + harm
+					}
+					return ""
+				})
+			if s.victimHarm() != "" {
+				if err := s.restoreVictim(); err != nil {
+					t.Fatalf("restore the victim: %v", err)
 				}
-				return ""
-			})
-		if s.victimHarm() != "" {
-			if err := s.restoreVictim(); err != nil {
-				t.Fatalf("restore the victim: %v", err)
 			}
 		}
 	}
