@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 
@@ -109,6 +110,19 @@ func configureScript(root *tree.Root, pkgs []*unpacked) string {
 	if _, ok := specs["mawk"]; ok {
 		b.WriteString("dpkg --force-depends --force-confold --configure mawk\n")
 	}
+	// Packages never declare a dependency on an Essential one (Policy
+	// 3.5), so every Essential package and what it depends on is
+	// configured before any other: a postinst may use what an Essential
+	// package's postinst makes (usrmerge's needs debianutils' /etc/shells)
+	// without saying so. debootstrap gets this only by chance, from the
+	// order dpkg's deferrals happen to give; apt and mmdebstrap do it so.
+	if ess := essentialClosure(pkgs); len(ess) > 0 {
+		names := make([]string, 0, len(ess))
+		for _, p := range ess {
+			names = append(names, specs[p.c.Name])
+		}
+		fmt.Fprintf(&b, "dpkg --force-depends --force-confold --configure %s\n", strings.Join(names, " "))
+	}
 	b.WriteString("dpkg --force-confold --configure --pending\n")
 	// dpkg did not unpack these packages, so their ldconfig trigger never
 	// fired: build the linker cache once at the end.
@@ -154,6 +168,50 @@ func installOrder(pkgs []*unpacked) []*unpacked {
 	}
 	for _, n := range ordered {
 		visit(n)
+	}
+	return out
+}
+
+// essentialClosure is the Essential packages and everything they
+// pre-depend and depend on (the first alternative that is present), in
+// installOrder's order, leaving out the core packages, which are
+// configured before them.
+func essentialClosure(pkgs []*unpacked) []*unpacked {
+	by := map[string]*unpacked{}
+	for _, p := range pkgs {
+		by[p.c.Name] = p
+	}
+	in := map[string]bool{}
+	var walk func(p *unpacked)
+	walk = func(p *unpacked) {
+		if in[p.c.Name] {
+			return
+		}
+		in[p.c.Name] = true
+		if p.c.relations() != nil {
+			return
+		}
+		for _, rels := range []dependency.Relations{p.c.rel.predeps, p.c.rel.deps} {
+			for _, alts := range rels {
+				for _, r := range alts {
+					if d, ok := by[r.Name]; ok {
+						walk(d)
+						break
+					}
+				}
+			}
+		}
+	}
+	for _, p := range pkgs {
+		if p.c.Essential {
+			walk(p)
+		}
+	}
+	var out []*unpacked
+	for _, p := range installOrder(pkgs) {
+		if in[p.c.Name] && !slices.Contains(corePackages, p.c.Name) {
+			out = append(out, p)
+		}
 	}
 	return out
 }

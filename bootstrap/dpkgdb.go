@@ -130,14 +130,17 @@ func writeInfo(root *tree.Root, spec string, p *unpacked) error {
 	if err := root.WriteFile(info+spec+".list", []byte(list), 0o644); err != nil {
 		return fmt.Errorf("write dpkg info of %s: %w", spec, err)
 	}
-	if len(p.md5sums) > 0 {
+	// A package's own md5sums member is registered as dpkg does, even
+	// when it is empty (some are: dpkg --audit then reports nothing, while
+	// a missing file is "missing the md5sums control file"); without one,
+	// the sums computed while unpacking stand in.
+	if _, own := p.control.File("md5sums"); !own && len(p.md5sums) > 0 {
 		if err := root.WriteFile(info+spec+".md5sums", p.md5sums, 0o644); err != nil {
 			return fmt.Errorf("write dpkg info of %s: %w", spec, err)
 		}
 	}
 	for _, f := range p.control.Files {
-		switch f.Name {
-		case "control", "md5sums":
+		if f.Name == "control" {
 			continue
 		}
 		if strings.ContainsAny(f.Name, "/") || strings.HasPrefix(f.Name, ".") {
@@ -149,6 +152,13 @@ func writeInfo(root *tree.Root, spec string, p *unpacked) error {
 		}
 		if err := root.WriteFile(info+spec+"."+f.Name, f.Data, mode); err != nil {
 			return fmt.Errorf("write dpkg info of %s: %w", spec, err)
+		}
+		// dpkg extracts control.tar keeping its times, then moves the
+		// files into info/.
+		if !f.ModTime.IsZero() {
+			if err := root.Chtimes(info+spec+"."+f.Name, f.ModTime); err != nil {
+				return fmt.Errorf("write dpkg info of %s: %w", spec, err)
+			}
 		}
 	}
 	return nil

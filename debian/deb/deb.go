@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"regexp"
 	"strings"
+	"time"
 
 	"jailmgr/debian/compress"
 	"jailmgr/debian/control"
@@ -39,9 +40,10 @@ var formatVersion = regexp.MustCompile(`^2\.[0-9]+$`)
 // ControlFile is one file of control.tar, such as "postinst", "md5sums" or
 // "conffiles", with its name relative to the tarball's root.
 type ControlFile struct {
-	Name string
-	Mode fs.FileMode
-	Data []byte
+	Name    string
+	Mode    fs.FileMode
+	ModTime time.Time // from the tarball: dpkg keeps it on the files it registers
+	Data    []byte
 }
 
 // Control is the content of a package's control.tar.
@@ -190,7 +192,7 @@ func readControlTar(member string, r io.Reader, open func(string, io.Reader) (io
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", name, err)
 		}
-		c.Files = append(c.Files, ControlFile{Name: name, Mode: h.FileInfo().Mode(), Data: data})
+		c.Files = append(c.Files, ControlFile{Name: name, Mode: h.FileInfo().Mode(), ModTime: h.ModTime, Data: data})
 	}
 	f, ok := c.File("control")
 	if !ok {
