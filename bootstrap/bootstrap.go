@@ -24,30 +24,46 @@ type Result struct {
 	DownloadedBytes int64
 	Cached          int
 	Elapsed         time.Duration
+	// Reused is set when Image is an existing version built from the
+	// same inputs, and nothing was built.
+	Reused bool
 }
 
 // Run builds an image and commits it into the store, following the plan
 // that MakePlan made of the same options. On any error nothing is committed
 // and the staging area is removed; if the process dies, the next store.Open
-// removes it.
-func Run(ctx context.Context, o Options, p *Plan, st *store.Store) (*Result, error) {
+// removes it. A run that fails once its maintainer scripts have started
+// keeps their log in the store (KeptLogError); one whose ctx ends before
+// the commit point fails with an InterruptedError.
+func Run(ctx context.Context, o Options, p *Plan, st *store.Store) (res *Result, err error) {
 	start := time.Now()
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(o.Log, format+"\n", args...) }
-	logf("bootstrap %s (%s, %s, variant %s) from %s (%s)", o.Suite, p.Suite.Distribution, o.Arch, o.Variant, p.Mirror, p.MirrorFrom)
+	logf("bootstrap %s (%s, %s, variant %s) from %s (%s)%s", o.Suite, p.Suite.Distribution, o.Arch, o.Variant, p.Mirror, p.MirrorFrom, p.pocketsLine())
 
 	stg, err := st.NewStaging()
 	if err != nil {
 		return nil, err
 	}
 	committed := false
+	logPath := "" // the maintainer scripts' log, once it exists
 	defer func() {
 		if !committed {
-			stg.Abort()
+			err = abandon(ctx, st, stg, logPath, "bootstrap-"+o.Suite, err)
 		}
 	}()
+	// Equal inputs build an equal tree: hand back the version that has
+	// it, having read only the pockets' InRelease files (see reuse.go).
+	archive := func() ([]archiveState, error) { return archiveNow(ctx, &o, p) }
+	reused, err := reuse(st, &o, p, archive, logf)
+	if err != nil {
+		return nil, err
+	}
+	if reused != nil {
+		return &Result{Image: reused, Reused: true, Packages: len(reused.Manifest.Packages), Elapsed: time.Since(start)}, nil
+	}
 
 	t0 := time.Now()
 	// Reading a suite's index allocates a lot that stays live until the
@@ -64,13 +80,14 @@ func Run(ctx context.Context, o Options, p *Plan, st *store.Store) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	logf("verified InRelease and %d Packages indexes (%s)", len(p.Components), since(t0))
+	logf("verified InRelease and %d Packages indexes of %d pockets (%s)", len(idx.Pockets)*len(p.Components), len(idx.Pockets), since(t0))
+	inputs := inputsOf(&o, p, pocketsOf(idx)).hash()
 	sel, err := Select(idx, p.Suite, o.Variant, o.Include, o.Exclude)
 	if err != nil {
 		return nil, err
 	}
 	all := sel.All()
-	inRelease := idx.InReleaseSHA256
+	inRelease, pockets := idx.InReleaseSHA256, idx.Pockets
 	// The index of a whole suite is most of the memory a bootstrap holds;
 	// from here on only the selection is needed.
 	logf("selected %d packages (%d required, %d for the variant)", len(all), len(sel.Required), len(sel.Base))
@@ -80,7 +97,7 @@ func Run(ctx context.Context, o Options, p *Plan, st *store.Store) (*Result, err
 	debug.FreeOSMemory()
 
 	t0 = time.Now()
-	fr, err := fetch(ctx, &o, p.Mirror, all, st.CacheDir(), filepath.Join(stg.Dir, "partial"))
+	fr, err := fetch(ctx, &o, all, st.CacheDir(), filepath.Join(stg.Dir, "partial"))
 	if err != nil {
 		return nil, err
 	}
@@ -115,11 +132,12 @@ func Run(ctx context.Context, o Options, p *Plan, st *store.Store) (*Result, err
 	if err := prepareEtc(root, &o, p); err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(filepath.Join(stg.Dir, "bootstrap.log"))
+	logFile, err := os.OpenFile(filepath.Join(stg.Dir, "bootstrap.log"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create bootstrap log: %w", err)
 	}
 	defer logFile.Close()
+	logPath = logFile.Name()
 	logf("configuring packages")
 	t0 = time.Now()
 	if err := configure(ctx, &o, root, pkgs, logFile); err != nil {
@@ -142,15 +160,20 @@ func Run(ctx context.Context, o Options, p *Plan, st *store.Store) (*Result, err
 	m := &store.Manifest{
 		Suite: o.Suite, Distribution: p.Suite.Distribution, Arch: o.Arch, Variant: o.Variant,
 		Components: p.Components, Mirror: p.Mirror, InReleaseSHA256: inRelease,
-		MergedUsr: p.MergedUsr, Created: created(), Size: size,
+		MergedUsr: p.MergedUsr, Created: created(), Size: size, IgnoreValidUntil: o.IgnoreValidUntil,
 	}
+	for _, pk := range pockets {
+		m.Pockets = append(m.Pockets, store.Pocket{Suite: pk.Suite, Mirror: pk.Mirror, InReleaseSHA256: pk.InReleaseSHA256})
+	}
+	m.InputsSHA256 = inputs
 	for _, c := range all {
 		m.Packages = append(m.Packages, store.Package{Name: c.Name, Version: c.Version, Arch: c.Arch, SHA256: c.SHA256})
 	}
 	sort.Slice(m.Packages, func(i, j int) bool { return m.Packages[i].Name < m.Packages[j].Name })
 	logFile.Close()
 	os.Remove(logFile.Name())
-	img, err := stg.Commit(o.Name, m)
+	logPath = ""
+	img, err := stg.CommitContext(ctx, o.Name, m)
 	if err != nil {
 		return nil, err
 	}

@@ -84,6 +84,8 @@ func options(srv *archivetest.Server) Options {
 	return Options{
 		Suite: "bookworm", Variant: "minbase", Mirror: srv.URL, Keyring: srv.KeyringPath,
 		Name: "test", Jobs: 4, Log: &bytes.Buffer{},
+		// The test archive serves the release suite alone.
+		Pockets: []string{PocketRelease},
 	}
 }
 
@@ -201,7 +203,8 @@ func TestBootstrapEndToEnd(t *testing.T) {
 		t.Errorf("manifest lists %d packages (want %d), InRelease hash %q", len(res.Image.Manifest.Packages), len(pkgs), res.Image.Manifest.InReleaseSHA256)
 	}
 
-	// A second run with the warm cache downloads nothing.
+	// A second run with the warm cache downloads nothing. (Force: without
+	// the hooks its inputs differ anyway, but a rebuild is what is tested.)
 	before := srv.BytesServed()
 	poolBefore := 0
 	for _, p := range pkgs {
@@ -210,6 +213,7 @@ func TestBootstrapEndToEnd(t *testing.T) {
 	indexPath := "dists/bookworm/main/binary-" + hostArch() + "/Packages.xz"
 	indexBefore := srv.Requests(indexPath)
 	o2 := options(srv)
+	o2.Force = true
 	res2, err := runBootstrap(t, o2, st)
 	if err != nil {
 		t.Fatalf("second bootstrap: %v", err)
@@ -228,8 +232,34 @@ func TestBootstrapEndToEnd(t *testing.T) {
 		t.Errorf("warm cache: the Packages index was fetched %d times, want 0 (it is cached by hash)", n)
 	}
 	t.Logf("second run fetched %d bytes (the signed InRelease)", srv.BytesServed()-before)
-	if res2.Image.Ref() != "test:2" {
-		t.Errorf("second image = %s, want test:2", res2.Image.Ref())
+	if res2.Image.Ref() != "test:2" || res2.Reused {
+		t.Errorf("second image = %s (reused %v), want test:2 built", res2.Image.Ref(), res2.Reused)
+	}
+
+	// A third run with the second's inputs reuses its version: no index,
+	// no package fetched, nothing committed, no staging left.
+	indexBefore, poolBefore = srv.Requests(indexPath), poolAfter
+	o3 := options(srv)
+	res3, err := runBootstrap(t, o3, st)
+	if err != nil {
+		t.Fatalf("third bootstrap: %v", err)
+	}
+	poolAfter = 0
+	for _, p := range pkgs {
+		poolAfter += srv.Requests(srv.PoolPath(p.Name))
+	}
+	if res3.Image.Ref() != "test:2" || !res3.Reused || poolAfter != poolBefore || srv.Requests(indexPath) != indexBefore {
+		t.Errorf("same inputs: %s (reused %v), %d pool and %d index requests; want test:2 reused, nothing fetched\n%s",
+			res3.Image.Ref(), res3.Reused, poolAfter-poolBefore, srv.Requests(indexPath)-indexBefore, o3.Log)
+	}
+	if !strings.Contains(o3.Log.(*bytes.Buffer).String(), "test:2 has the same inputs: reusing it (--force builds anyway)") {
+		t.Errorf("the reusing run did not say so:\n%s", o3.Log)
+	}
+	if imgs, err := st.Images(); err != nil || len(imgs) != 2 {
+		t.Errorf("after a reusing run the store has %d versions (%v), want 2", len(imgs), err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(st.Dir, "staging")); len(ents) != 0 {
+		t.Errorf("the reusing run left %d staging entries", len(ents))
 	}
 }
 
@@ -380,7 +410,7 @@ func TestTamperRefused(t *testing.T) {
 }
 
 func TestMissingMirrorAndKeyring(t *testing.T) {
-	o := Options{Suite: "focal", AptDir: t.TempDir(), KeyringDir: t.TempDir()}
+	o := Options{Suite: "focal", AptDir: t.TempDir(), KeyringDir: t.TempDir(), DebootstrapDir: filepath.Join(t.TempDir(), "none")}
 	_, err := MakePlan(&o)
 	if !errors.Is(err, ErrNoMirror) || !strings.Contains(err.Error(), "--mirror") || !strings.Contains(err.Error(), "mirror.ubuntu") {
 		t.Errorf("no mirror: err = %v, want ErrNoMirror naming --mirror and mirror.ubuntu", err)

@@ -2,14 +2,16 @@ package bootstrap
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 
 	"jailmgr/debian/dependency"
 	"jailmgr/session"
@@ -54,20 +56,42 @@ func configure(ctx context.Context, o *Options, root *tree.Root, pkgs []*unpacke
 	}
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = logf, logf
-	go func() {
-		<-ctx.Done()
-		if cmd.Process != nil {
-			cmd.Process.Kill()
-		}
-	}()
-	runErr := cmd.Run()
-	if err := undo(); err != nil && runErr == nil {
-		runErr = err
+	// In a process group of its own, the helper and the scripts do not
+	// hear a Ctrl-C at the terminal: jailmgr does, and ends the run by
+	// killing the helper, pid 1 of the scripts' pid namespace, which
+	// takes every process in it along. (dpkg interrupted by the terminal
+	// would fail with complaints of its own, which could come back
+	// before the interrupt is known here.)
+	cmd.SysProcAttr.Setpgid = true
+	runErr := cmd.Start()
+	if runErr == nil {
+		stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+		runErr = cmd.Wait()
+		stop()
+	}
+	undoErr := undo()
+	if ctx.Err() != nil {
+		return fmt.Errorf("configure packages: %w", context.Cause(ctx))
 	}
 	if runErr != nil {
-		return fmt.Errorf("configure packages: %w\n%s", runErr, tail(logf.Name(), 25))
+		return configureError(logf.Name(), runErr)
 	}
-	return nil
+	return undoErr
+}
+
+// configureError is the error of a configure run that ended with err: the
+// packages its log names as failed, with their own output, or else the
+// end of the log.
+func configureError(logPath string, err error) error {
+	data, rerr := os.ReadFile(logPath)
+	if rerr != nil {
+		return fmt.Errorf("configure packages: %w (and its log cannot be read: %v)", err, rerr)
+	}
+	e := &ConfigureError{Err: err, Failures: failuresFromLog(string(data))}
+	if len(e.Failures) == 0 {
+		e.Tail = lastLines(string(data), 25)
+	}
+	return e
 }
 
 // configureScript is the shell script the root's /bin/sh runs.
@@ -295,16 +319,62 @@ func findVersion(pkgs []*unpacked, name string) string {
 }
 
 // runHooks runs each customize hook on the host with the root as $1, as
-// mmdebstrap's --customize-hook does.
+// mmdebstrap's --customize-hook does. A hook that fails is named, with
+// what it printed.
 func runHooks(ctx context.Context, hooks []string, rootDir string, logf *os.File) error {
-	for _, h := range hooks {
+	for i, h := range hooks {
+		fmt.Fprintf(logf, "jailmgr: customize hook %d: %s\n", i+1, h)
+		start, err := logf.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return fmt.Errorf("run customize hook %d: %w", i+1, err)
+		}
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", h, "sh", rootDir)
 		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("run customize hook %q: %w\n%s", h, err, tail(logf.Name(), 15))
+		// As for the maintainer scripts (see configure): a Ctrl-C is
+		// jailmgr's to handle, and it ends the whole hook, not only its
+		// shell.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		err = cmd.Run()
+		if ctx.Err() != nil {
+			return fmt.Errorf("run customize hook %d: %w", i+1, context.Cause(ctx))
+		}
+		if err != nil {
+			var b strings.Builder
+			fmt.Fprintf(&b, "customize hook %d (%s) failed (%v)", i+1, h, err)
+			out := hookOutput(logf.Name(), start)
+			if len(out) == 0 {
+				b.WriteString(", printing nothing")
+			} else {
+				b.WriteString(":")
+				writeQuoted(&b, elide(out, maxFailureLines))
+			}
+			return errors.New(b.String())
 		}
 	}
 	return nil
+}
+
+// hookOutput is what a hook wrote to the log from offset start on.
+func hookOutput(logPath string, start int64) []string {
+	data, err := os.ReadFile(logPath)
+	if err != nil || start > int64(len(data)) {
+		return nil
+	}
+	out := strings.TrimRight(string(data[start:]), "\n")
+	if out == "" {
+		return nil
+	}
+	return strings.Split(out, "\n")
+}
+
+// lastLines is the last n lines of a log.
+func lastLines(log string, n int) []string {
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines
 }
 
 // tail returns the last n lines of a log file, indented, for error messages.
@@ -313,13 +383,7 @@ func tail(path string, n int) string {
 	if err != nil {
 		return ""
 	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	var b bytes.Buffer
-	for _, l := range lines {
-		b.WriteString("  | " + l + "\n")
-	}
-	return strings.TrimRight(b.String(), "\n")
+	var b strings.Builder
+	writeQuoted(&b, lastLines(string(data), n))
+	return strings.TrimPrefix(b.String(), "\n")
 }

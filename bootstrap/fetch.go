@@ -22,8 +22,9 @@ type fetchResult struct {
 // fetch makes sure every candidate is in the cache, downloading the missing
 // ones in parallel. A download is hashed while it streams into partDir and
 // renamed into the cache only once its size and SHA256 match the index, so
-// the cache never holds an unverified file.
-func fetch(ctx context.Context, o *Options, mirror string, cands []*Candidate, cacheDir, partDir string) (fetchResult, error) {
+// the cache never holds an unverified file. Each candidate comes from the
+// mirror of its pocket.
+func fetch(ctx context.Context, o *Options, cands []*Candidate, cacheDir, partDir string) (fetchResult, error) {
 	var res fetchResult
 	var missing []*Candidate
 	var total int64
@@ -61,7 +62,7 @@ func fetch(ctx context.Context, o *Options, mirror string, cands []*Candidate, c
 		go func() {
 			defer wg.Done()
 			for c := range work {
-				err := withRetry(ctx, func() error { return download(ctx, o, mirror, c, cacheDir, partDir, bar) })
+				err := withRetry(ctx, func() error { return download(ctx, o, c, cacheDir, partDir, bar) })
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -94,9 +95,9 @@ func fetch(ctx context.Context, o *Options, mirror string, cands []*Candidate, c
 	return res, nil
 }
 
-// download fetches one package into the cache.
-func download(ctx context.Context, o *Options, mirror string, c *Candidate, cacheDir, partDir string, bar Bar) error {
-	body, _, err := open(ctx, o.Client, mirror, c.Filename)
+// download fetches one package from its pocket's mirror into the cache.
+func download(ctx context.Context, o *Options, c *Candidate, cacheDir, partDir string, bar Bar) error {
+	body, _, err := open(ctx, o.Client, c.Mirror, c.Filename)
 	if err != nil {
 		return err
 	}

@@ -14,13 +14,31 @@ import (
 	"jailmgr/store/tree"
 )
 
+// validUntilConf is where an image built with IgnoreValidUntil tells its
+// own apt to accept Release files past their Valid-Until date, as the
+// bootstrap did: a snapshot archive's are all expired.
+const validUntilConf = "etc/apt/apt.conf.d/99jailmgr-ignore-valid-until"
+
 // prepareEtc writes the files a new root needs before its maintainer scripts
-// run: the apt sources it was built from (as debootstrap writes them), the
-// host's resolv.conf (so apt works in a plain chroot), fstab and localtime.
+// run: the apt sources it was built from (every pocket, each on its mirror,
+// so that apt inside brings the fixes published later), the host's
+// resolv.conf (so apt works in a plain chroot), fstab and localtime.
 func prepareEtc(root *tree.Root, o *Options, p *Plan) error {
-	sources := fmt.Sprintf("deb %s %s %s\n", p.Mirror, o.Suite, strings.Join(p.Components, " "))
-	if err := root.WriteFile("etc/apt/sources.list", []byte(sources), 0o644); err != nil {
+	var sources strings.Builder
+	for _, pk := range p.pockets(o.Suite) {
+		fmt.Fprintf(&sources, "deb %s %s %s\n", pk.Mirror, pk.Suite, strings.Join(p.Components, " "))
+	}
+	if err := root.WriteFile("etc/apt/sources.list", []byte(sources.String()), 0o644); err != nil {
 		return fmt.Errorf("write apt sources: %w", err)
+	}
+	if o.IgnoreValidUntil {
+		conf := "// Written by jailmgr bootstrap --ignore-valid-until: the archive this\n// image was built from has expired Release files.\nAcquire::Check-Valid-Until \"false\";\n"
+		if err := root.MkdirAll("etc/apt/apt.conf.d"); err != nil {
+			return fmt.Errorf("write %s: %w", validUntilConf, err)
+		}
+		if err := root.WriteFile(validUntilConf, []byte(conf), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", validUntilConf, err)
+		}
 	}
 	if data, err := os.ReadFile("/etc/resolv.conf"); err == nil {
 		if err := root.WriteFile("etc/resolv.conf", data, 0o644); err != nil {

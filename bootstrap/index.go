@@ -14,6 +14,8 @@ import (
 	"strings"
 	"unique"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+
 	"jailmgr/debian/control"
 	"jailmgr/debian/dependency"
 	"jailmgr/debian/release"
@@ -46,6 +48,9 @@ type Candidate struct {
 	Filename                                            string
 	Size                                                int64
 	SHA256                                              string
+	// Mirror is the mirror Filename is relative to: that of the pocket
+	// the candidate came from (Debian's security pocket has its own pool).
+	Mirror string
 
 	depends, preDepends, provides string
 	rel                           *relations // parsed on first use
@@ -83,17 +88,27 @@ func (c *Candidate) relations() error {
 	return nil
 }
 
-// Index is the verified view of one suite on a mirror.
+// Index is the verified view of a suite's pockets on their mirrors.
 type Index struct {
-	Release         *release.Release
-	InReleaseSHA256 string
-	Components      []string
-	// Packages holds every candidate by name, newest version first.
+	Release         *release.Release // the release pocket's
+	InReleaseSHA256 string           // the release pocket's
+	// Pockets are the pockets read, the release first, each with the
+	// SHA256 of the InRelease (or Release) file that was verified.
+	Pockets    []PocketState
+	Components []string
+	// Packages holds every candidate of every pocket by name, newest
+	// version first, as apt would choose among them.
 	Packages map[string][]*Candidate
 }
 
-// fetchIndex downloads and verifies InRelease (or Release + Release.gpg) and
-// the Packages index of every component.
+// PocketState is the state of one pocket that an index was read from.
+type PocketState struct {
+	Suite, Mirror, InReleaseSHA256 string
+}
+
+// fetchIndex downloads and verifies, for every pocket of the plan,
+// InRelease (or Release + Release.gpg) and the Packages index of every
+// component, and merges their packages.
 func fetchIndex(ctx context.Context, o *Options, p *Plan, cache indexCache) (*Index, error) {
 	kf, err := os.Open(p.Keyring)
 	if err != nil {
@@ -104,85 +119,85 @@ func fetchIndex(ctx context.Context, o *Options, p *Plan, cache indexCache) (*In
 	if err != nil {
 		return nil, fmt.Errorf("read keyring %s: %w", p.Keyring, err)
 	}
-	dist := "dists/" + o.Suite
-	now := o.Now()
-	var content []byte
-	raw, err := fetchSmall(ctx, o.Client, p.Mirror, dist+"/InRelease")
-	switch {
-	case err == nil:
-		content, _, err = release.VerifyInRelease(raw, keyring, now)
-		if err != nil {
-			return nil, fmt.Errorf("verify %s/%s/InRelease with %s: %w", p.Mirror, dist, p.Keyring, err)
-		}
-	case errors.Is(err, ErrNotFound):
-		fmt.Fprintf(o.Log, "no InRelease on the mirror; using Release and Release.gpg\n")
-		if raw, err = fetchSmall(ctx, o.Client, p.Mirror, dist+"/Release"); err != nil {
-			return nil, err
-		}
-		sig, err := fetchSmall(ctx, o.Client, p.Mirror, dist+"/Release.gpg")
-		if errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("verify %s/%s: %w: the mirror has neither InRelease nor Release.gpg (use a signed mirror)", p.Mirror, dist, release.ErrNotSigned)
-		}
+	idx := &Index{Components: p.Components, Packages: map[string][]*Candidate{}}
+	for i, pk := range p.pockets(o.Suite) {
+		rel, sum, err := fetchPocketRelease(ctx, o, p.Keyring, keyring, pk)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := release.VerifyDetached(raw, sig, keyring, now); err != nil {
-			return nil, fmt.Errorf("verify %s/%s/Release with %s: %w", p.Mirror, dist, p.Keyring, err)
+		if i == 0 {
+			idx.Release, idx.InReleaseSHA256 = rel, sum
 		}
-		content = raw
-	default:
-		return nil, err
-	}
-	sum := sha256.Sum256(raw)
-	rel, err := release.Parse(bytes.NewReader(content))
-	if err != nil {
-		return nil, fmt.Errorf("read %s/Release: %w", dist, err)
-	}
-	if err := rel.CheckValid(now); err != nil {
-		return nil, fmt.Errorf("verify %s/%s: %w (the mirror is stale; use another one)", p.Mirror, dist, err)
-	}
-	if len(rel.Architectures) > 0 && !slices.Contains(rel.Architectures, o.Arch) {
-		return nil, fmt.Errorf("%w: %s has no architecture %s (it has %s)", ErrUsage, o.Suite, o.Arch, strings.Join(rel.Architectures, " "))
-	}
-	idx := &Index{Release: rel, InReleaseSHA256: hex.EncodeToString(sum[:]), Components: p.Components, Packages: map[string][]*Candidate{}}
-	for _, comp := range p.Components {
-		if len(rel.Components) > 0 && !slices.Contains(rel.Components, comp) {
-			return nil, fmt.Errorf("%w: %s has no component %s (it has %s)", ErrUsage, o.Suite, comp, strings.Join(rel.Components, " "))
-		}
-		if err := idx.fetchPackages(ctx, o, p, comp, cache); err != nil {
-			return nil, err
+		idx.Pockets = append(idx.Pockets, PocketState{Suite: pk.Suite, Mirror: pk.Mirror, InReleaseSHA256: sum})
+		for _, comp := range p.Components {
+			if !hasComponent(rel.Components, comp) {
+				return nil, fmt.Errorf("%w: %s has no component %s (it has %s)", ErrUsage, pk.Suite, comp, strings.Join(rel.Components, " "))
+			}
+			if err := idx.fetchPackages(ctx, o, pk, rel, comp, cache); err != nil {
+				return nil, err
+			}
 		}
 	}
-	for _, cs := range idx.Packages {
+	for name, cs := range idx.Packages {
 		sortNewestFirst(cs)
+		idx.Packages[name] = dropCopies(cs)
 	}
 	return idx, nil
 }
 
-// fetchPackages streams one component's Packages index: downloaded, hashed,
-// decompressed and parsed in one pass; nothing is kept if the hash is wrong.
-func (idx *Index) fetchPackages(ctx context.Context, o *Options, p *Plan, comp string, cache indexCache) error {
+// fetchPocketRelease downloads and verifies one pocket's InRelease (or
+// Release and Release.gpg) and returns the parsed Release with the SHA256
+// of the file that was verified.
+func fetchPocketRelease(ctx context.Context, o *Options, keyringPath string, keyring openpgp.EntityList, pk Pocket) (*release.Release, string, error) {
+	dist := "dists/" + pk.Suite
+	now := o.Now()
+	raw, content, err := fetchRelease(ctx, o, pk.Mirror, dist, keyring, keyringPath)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(raw)
+	rel, err := release.Parse(bytes.NewReader(content))
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s/Release: %w", dist, err)
+	}
+	if err := rel.CheckValid(now); err != nil {
+		if !o.IgnoreValidUntil {
+			return nil, "", fmt.Errorf("verify %s/%s: %w (the mirror is stale; use another one, or pass --ignore-valid-until to proceed with a snapshot archive or a frozen mirror)", pk.Mirror, dist, err)
+		}
+		fmt.Fprintf(o.Log, "%s/%s: %v; accepted because of --ignore-valid-until (its signature and hashes are checked)\n", pk.Mirror, dist, err)
+	}
+	if len(rel.Architectures) > 0 && !slices.Contains(rel.Architectures, o.Arch) {
+		return nil, "", fmt.Errorf("%w: %s has no architecture %s (it has %s)", ErrUsage, pk.Suite, o.Arch, strings.Join(rel.Architectures, " "))
+	}
+	return rel, hex.EncodeToString(sum[:]), nil
+}
+
+// fetchPackages streams one component's Packages index of a pocket:
+// downloaded, hashed, decompressed and parsed in one pass; nothing is kept
+// if the hash is wrong.
+func (idx *Index) fetchPackages(ctx context.Context, o *Options, pk Pocket, rel *release.Release, comp string, cache indexCache) error {
 	base := comp + "/binary-" + o.Arch + "/Packages"
 	var name string
 	var want release.FileHash
 	for _, ext := range []string{".xz", ".gz", ""} {
-		if fh, ok := idx.Release.Files[base+ext]; ok {
+		if fh, ok := rel.Files[base+ext]; ok {
 			name, want = base+ext, fh
 			break
 		}
 	}
 	if name == "" {
-		return fmt.Errorf("%w: the Release file of %s lists no %s index", ErrVerify, o.Suite, base)
+		return fmt.Errorf("%w: the Release file of %s lists no %s index", ErrVerify, pk.Suite, base)
 	}
 	found := map[string][]*Candidate{}
-	hit, err := cache.read(want.SHA256, func(r io.Reader) error { return parsePackages(r, name, comp, o.Arch, found) })
+	src := source{mirror: pk.Mirror, comp: comp, arch: o.Arch}
+	hit, err := cache.read(want.SHA256, func(r io.Reader) error { return parsePackages(r, name, src, found) })
 	if err != nil {
 		return err
 	}
 	if !hit {
 		err = withRetry(ctx, func() error {
 			clear(found)
-			return fetchPackagesFile(ctx, o, p, name, comp, want, cache, found)
+			return fetchPackagesFile(ctx, o, pk, name, src, want, cache, found)
 		})
 		if err != nil {
 			return err
@@ -197,8 +212,9 @@ func (idx *Index) fetchPackages(ctx context.Context, o *Options, p *Plan, comp s
 // fetchPackagesFile streams one Packages index: downloaded, hashed,
 // decompressed, parsed and copied into the index cache in one pass; the
 // copy is kept only if the hash is right.
-func fetchPackagesFile(ctx context.Context, o *Options, p *Plan, name, comp string, want release.FileHash, cache indexCache, found map[string][]*Candidate) error {
-	body, _, err := open(ctx, o.Client, p.Mirror, "dists/"+o.Suite+"/"+name)
+func fetchPackagesFile(ctx context.Context, o *Options, pk Pocket, name string, src source, want release.FileHash, cache indexCache, found map[string][]*Candidate) error {
+	path := "dists/" + pk.Suite + "/" + name
+	body, _, err := open(ctx, o.Client, pk.Mirror, path)
 	if err != nil {
 		return err
 	}
@@ -207,7 +223,7 @@ func fetchPackagesFile(ctx context.Context, o *Options, p *Plan, name, comp stri
 	counted := &countingReader{r: io.TeeReader(io.LimitReader(body, want.Size+1), h)}
 	dec, err := decompress(name, counted)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
+		return fmt.Errorf("read %s: %w", path, err)
 	}
 	defer dec.Close()
 	w, err := cache.create()
@@ -215,21 +231,21 @@ func fetchPackagesFile(ctx context.Context, o *Options, p *Plan, name, comp stri
 		return err
 	}
 	defer w.abort()
-	parseErr := parsePackages(io.TeeReader(dec, w), name, comp, o.Arch, found)
+	parseErr := parsePackages(io.TeeReader(dec, w), name, src, found)
 	// Drain what is left so the hash covers the whole file.
 	if _, err := io.Copy(io.Discard, counted); err != nil {
-		return retryable{fmt.Errorf("get %s: %w", name, err)}
+		return retryable{fmt.Errorf("get %s: %w", path, err)}
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	if counted.n != want.Size || got != want.SHA256 {
-		herr := &HashError{File: "dists/" + o.Suite + "/" + name, WantSize: want.Size, GotSize: counted.n, WantSHA256: want.SHA256, GotSHA: got}
+		herr := &HashError{File: path, WantSize: want.Size, GotSize: counted.n, WantSHA256: want.SHA256, GotSHA: got}
 		if counted.n < want.Size {
 			return retryable{herr}
 		}
 		return herr
 	}
 	if parseErr != nil {
-		return fmt.Errorf("read %s: %w", name, parseErr)
+		return fmt.Errorf("read %s: %w", path, parseErr)
 	}
 	return w.commit(want.SHA256)
 }
@@ -245,8 +261,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// parsePackages reads a Packages index, keeping packages of arch or "all".
-func parsePackages(r io.Reader, name, comp, arch string, out map[string][]*Candidate) error {
+// source is where the candidates of one Packages index come from.
+type source struct {
+	mirror, comp, arch string
+}
+
+// parsePackages reads a Packages index, keeping packages of src.arch or "all".
+func parsePackages(r io.Reader, name string, src source, out map[string][]*Candidate) error {
 	cr := control.NewReader(r, name)
 	for {
 		para, err := cr.Next()
@@ -257,10 +278,10 @@ func parsePackages(r io.Reader, name, comp, arch string, out map[string][]*Candi
 			return err
 		}
 		a := para.Get("Architecture")
-		if a != arch && a != "all" {
+		if a != src.arch && a != "all" {
 			continue
 		}
-		c := newCandidate(para, a, comp)
+		c := newCandidate(para, a, src)
 		if c.Name == "" || c.Filename == "" || len(c.SHA256) != 64 {
 			return fmt.Errorf("%s: line %d: package %q lacks Package, Filename or SHA256", name, para.Line, c.Name)
 		}
@@ -277,6 +298,20 @@ func parsePackages(r io.Reader, name, comp, arch string, out map[string][]*Candi
 	}
 }
 
+// dropCopies removes, from candidates sorted newest first, a version that
+// an earlier pocket already has as the same file (Ubuntu copies security
+// fixes into -updates): the first pocket's copy is the one used.
+func dropCopies(cs []*Candidate) []*Candidate {
+	out := cs[:0]
+	for i, c := range cs {
+		if i > 0 && slices.ContainsFunc(out, func(k *Candidate) bool { return k.Version == c.Version && k.SHA256 == c.SHA256 }) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
 func sortNewestFirst(cs []*Candidate) {
 	for i := 1; i < len(cs); i++ {
 		for j := i; j > 0 && version.Compare(cs[j].ver(), cs[j-1].ver()) > 0; j-- {
@@ -289,7 +324,7 @@ func sortNewestFirst(cs []*Candidate) {
 // one fresh string: a Packages index has tens of thousands of paragraphs,
 // and holding on to their whole text (descriptions and all) would triple
 // the bootstrap's peak memory.
-func newCandidate(para *control.Paragraph, arch, comp string) *Candidate {
+func newCandidate(para *control.Paragraph, arch string, src source) *Candidate {
 	fields := [...]string{para.Get("Package"), para.Get("Version"), para.Get("Filename"), para.Get("SHA256"),
 		para.Get("Depends"), para.Get("Pre-Depends"), para.Get("Provides")}
 	n := 0
@@ -312,7 +347,7 @@ func newCandidate(para *control.Paragraph, arch, comp string) *Candidate {
 		Name: parts[0], Version: parts[1], Filename: parts[2], SHA256: parts[3],
 		depends: parts[4], preDepends: parts[5], provides: parts[6],
 		Arch: intern(arch), Priority: intern(para.Get("Priority")), MultiArch: intern(para.Get("Multi-Arch")),
-		Component: comp, Essential: para.Get("Essential") == "yes",
+		Component: src.comp, Mirror: src.mirror, Essential: para.Get("Essential") == "yes",
 	}
 }
 

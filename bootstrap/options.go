@@ -36,13 +36,34 @@ type Options struct {
 	Jobs       int      // parallel downloads and unpacks; default 8
 	// CustomizeHooks run with the staged root as their argument before commit.
 	CustomizeHooks []string
+	// Force builds a new version even when the newest one of Name was
+	// built from the same inputs (see reuse.go).
+	Force bool
+
+	// Pockets names the pockets to read (see Pockets); nil means the
+	// release and every pocket the suite has.
+	Pockets []string
+	// SecurityMirror is the mirror of the security pocket; default from
+	// ConfigSecurityMirrors, then the host's apt sources, then (Ubuntu)
+	// the release mirror.
+	SecurityMirror string
+	// IgnoreValidUntil accepts Release files past their Valid-Until date
+	// (snapshot archives, frozen mirrors); signatures and hashes are still
+	// checked, and the image's apt is told to do the same.
+	IgnoreValidUntil bool
 
 	// ConfigMirrors maps a distribution to the mirror the config names.
 	ConfigMirrors map[string]string
+	// ConfigSecurityMirrors maps a distribution to the security mirror
+	// the config names.
+	ConfigSecurityMirrors map[string]string
 	// AptDir is the host's apt configuration folder (default /etc/apt).
 	AptDir string
 	// KeyringDir is the usual keyrings folder (default /usr/share/keyrings).
 	KeyringDir string
+	// DebootstrapDir holds debootstrap's suite scripts, the last place a
+	// mirror is looked for (default /usr/share/debootstrap/scripts).
+	DebootstrapDir string
 
 	// Log receives plain progress lines; Progress, when set, a download bar.
 	Log      io.Writer
@@ -94,6 +115,9 @@ func (o *Options) setDefaults() error {
 	if o.KeyringDir == "" {
 		o.KeyringDir = "/usr/share/keyrings"
 	}
+	if o.DebootstrapDir == "" {
+		o.DebootstrapDir = "/usr/share/debootstrap/scripts"
+	}
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -110,6 +134,9 @@ func (o *Options) setDefaults() error {
 			DisableCompression:    true,
 			ResponseHeaderTimeout: 60 * time.Second,
 		}}
+	}
+	if err := checkPocketNames(o.Pockets); err != nil {
+		return err
 	}
 	for _, p := range append(append([]string{}, o.Include...), o.Exclude...) {
 		if p == "" || strings.ContainsAny(p, " /") {

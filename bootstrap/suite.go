@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -28,6 +29,9 @@ type Suite struct {
 	// UnmergedFlag is the file debootstrap writes into a root it leaves
 	// unmerged on a suite where merged /usr is the norm.
 	UnmergedFlag string
+	// Pockets are the suite's pockets besides the release ("updates",
+	// "security"), in the order bootstrap reads them.
+	Pockets []string
 }
 
 // MergedUsrFor reports whether the variant gets a merged-/usr root.
@@ -58,9 +62,15 @@ func Suites() (map[string]*Suite, error) {
 			ExtraRequired:     fields(sec.Key("extra-required").String()),
 			ExcludeDependency: fields(sec.Key("exclude-dependency").String()),
 			UnmergedFlag:      sec.Key("unmerged-flag").String(),
+			Pockets:           fields(sec.Key("pockets").String()),
 		}
 		if s.Distribution != "debian" && s.Distribution != "ubuntu" {
 			return nil, fmt.Errorf("read suites.ini: [%s] distribution: %q is not debian or ubuntu", s.Name, s.Distribution)
+		}
+		for _, pk := range s.Pockets {
+			if pk == PocketRelease || !slices.Contains(Pockets, pk) {
+				return nil, fmt.Errorf("read suites.ini: [%s] pockets: %q is not one of %s", s.Name, pk, strings.Join(Pockets[1:], ", "))
+			}
 		}
 		s.MergedUsr, err = sec.Key("merged-usr").Bool()
 		if err != nil {

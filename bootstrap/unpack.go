@@ -90,7 +90,7 @@ func (u *unpacker) unpackAll(ctx context.Context, jobs int, cands []*Candidate) 
 					errs[i] = ctx.Err()
 					continue
 				}
-				out[i], errs[i] = u.unpack(cands[i])
+				out[i], errs[i] = u.unpack(ctx, cands[i])
 			}
 		}()
 	}
@@ -111,7 +111,7 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256<<1
 
 // unpack extracts one cached package, hashing the .deb as it streams so a
 // cache file altered since its download is caught.
-func (u *unpacker) unpack(c *Candidate) (*unpacked, error) {
+func (u *unpacker) unpack(ctx context.Context, c *Candidate) (*unpacked, error) {
 	path := filepath.Join(u.cacheDir, c.SHA256+".deb")
 	f, err := os.Open(path)
 	if err != nil {
@@ -126,7 +126,7 @@ func (u *unpacker) unpack(c *Candidate) (*unpacked, error) {
 	d := deb.NewReader(tee)
 	d.Decompress = decompress
 	defer d.Close()
-	res, err := u.extract(c, d)
+	res, err := u.extract(ctx, c, d)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func (u *unpacker) unpack(c *Candidate) (*unpacked, error) {
 	return res, nil
 }
 
-func (u *unpacker) extract(c *Candidate, d *deb.Reader) (*unpacked, error) {
+func (u *unpacker) extract(ctx context.Context, c *Candidate, d *deb.Reader) (*unpacked, error) {
 	ctl, err := d.Control()
 	if err != nil {
 		return nil, fmt.Errorf("unpack %s (%s): %w", c.Name, c.Filename, err)
@@ -167,6 +167,11 @@ func (u *unpacker) extract(c *Candidate, d *deb.Reader) (*unpacked, error) {
 	}
 	seenRoot := false
 	for {
+		// A large package takes seconds: an interrupt stops it between
+		// two of its files.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"jailmgr/debian/archivetest"
@@ -82,6 +83,16 @@ func TestUpdate(t *testing.T) {
 	if v2.Ref() != "test:2" || v2.Manifest.Parent != "test:1" {
 		t.Errorf("update committed %s (parent %q), want test:2 from test:1", v2.Ref(), v2.Manifest.Parent)
 	}
+	// The version's folder is what a bootstrap's is: no overlay layers.
+	if ents, err := os.ReadDir(v2.Dir); err == nil {
+		for _, e := range ents {
+			switch e.Name() {
+			case "rootfs", "manifest.json", store.IndexFile:
+			default:
+				t.Errorf("%s's folder holds %s, left from the update", v2.Ref(), e.Name())
+			}
+		}
+	}
 	versions := map[string]string{}
 	for _, p := range v2.Manifest.Packages {
 		versions[p.Name] = p.Version
@@ -141,4 +152,141 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("session on %s saw %q after the update", v1.Ref(), rest)
 	}
 	killUpdates(t, st)
+}
+
+// TestUpdateNothingNew: an update that finds nothing to upgrade or install
+// commits nothing (the version it started from is current, no staging is
+// left); installing a package the image lacks, or upgrading one the
+// archive published anew, commits the next version.
+func TestUpdateNothingNew(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("bootstraps, chroots and mounts overlays: run as root (CI does)")
+	}
+	if testing.Short() {
+		t.Skip("bootstraps an image with apt")
+	}
+	base, err := archivetest.MinimalSystem("apt", "perl-base", "sed", "grep", "findutils", "diffutils", "mawk", "debianutils")
+	if err != nil {
+		t.Skipf("cannot repack the host's apt into a test system: %v", err)
+	}
+	extra := archivetest.Package{Name: "jailmgr-extra", Version: "1.0", Files: []archivetest.File{{Path: "/usr/share/extra/readme", Data: []byte("extra\n")}}}
+	archive := func(marker archivetest.Package) *archivetest.Archive {
+		return &archivetest.Archive{Suite: "bookworm", Codename: "bookworm", Packages: append(append([]archivetest.Package{}, base...), marker, extra)}
+	}
+	srv := archivetest.Serve(t, archive(markerPackage()))
+	st := openStore(t)
+	o := options(srv)
+	o.CustomizeHooks = []string{"cp " + srv.KeyringPath + ` "$1/etc/apt/trusted.gpg.d/jailmgr-test.gpg"`}
+	if _, err := runBootstrap(t, o, st); err != nil {
+		t.Fatalf("%v\n%s", err, o.Log)
+	}
+	update := func(what, want string, current bool, include ...string) {
+		t.Helper()
+		var log bytes.Buffer
+		res, err := Update(context.Background(), st, UpdateOptions{Ref: "test", Include: include, Log: &log})
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, log.String())
+		}
+		if res.Image.Ref() != want || res.Current != current {
+			t.Errorf("%s: %s (current %v), want %s (current %v)\n%s", what, res.Image.Ref(), res.Current, want, current, log.String())
+		}
+		imgs, err := st.Images()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last := imgs[len(imgs)-1]; last.Ref() != want {
+			t.Errorf("%s: the newest version is %s, want %s", what, last.Ref(), want)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(st.Dir, "staging")); len(ents) != 0 {
+			t.Errorf("%s: %d staging entries left", what, len(ents))
+		}
+	}
+	update("nothing new", "test:1", true)
+	update("--include of an installed package", "test:1", true, "jailmgr-marker")
+	update("--include of a new package", "test:2", false, "jailmgr-extra")
+	update("nothing new after the install", "test:2", true)
+
+	up := markerPackage()
+	up.Version = "1:2.1-1"
+	srv.Replace(t, archive(up))
+	update("a newer marker in the archive", "test:3", false)
+	v3, err := st.Resolve("test:3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range v3.Manifest.Packages {
+		if p.Name == "jailmgr-marker" && p.Version != "1:2.1-1" {
+			t.Errorf("test:3 has marker %s, want 1:2.1-1", p.Version)
+		}
+	}
+	if v3.Manifest.InputsSHA256 != "" {
+		t.Errorf("the update's manifest keeps the bootstrap's inputs %s: a bootstrap would reuse it", v3.Manifest.InputsSHA256)
+	}
+}
+
+// TestAptChangedState decides from the overlay's upper layer whether apt
+// changed the package state, as the overlay shows it: a copy of the same
+// bytes is no change, a whiteout or an opaque folder hides lower's file.
+func TestAptChangedState(t *testing.T) {
+	status := "Package: base\nStatus: install ok installed\nVersion: 1\n\n"
+	cases := []struct {
+		name   string
+		root   bool // whiteouts and trusted.* xattrs need root
+		upper  func(t *testing.T, upper string)
+		change bool
+	}{
+		{name: "empty upper", upper: func(*testing.T, string) {}},
+		{name: "lists, caches and locks only", upper: func(t *testing.T, u string) {
+			writeTestFile(t, u, "var/lib/apt/lists/x_InRelease", "x")
+			writeTestFile(t, u, "var/lib/dpkg/lock", "")
+			writeTestFile(t, u, "var/cache/apt/pkgcache.bin", "x")
+		}},
+		{name: "status copied up unchanged", upper: func(t *testing.T, u string) { writeTestFile(t, u, "var/lib/dpkg/status", status) }},
+		{name: "status rewritten", change: true, upper: func(t *testing.T, u string) {
+			writeTestFile(t, u, "var/lib/dpkg/status", status+"Package: new\nStatus: install ok installed\nVersion: 1\n\n")
+		}},
+		{name: "a package marked manual", change: true, upper: func(t *testing.T, u string) {
+			writeTestFile(t, u, "var/lib/apt/extended_states", "Package: base\nAuto-Installed: 0\n")
+		}},
+		{name: "status whited out", root: true, change: true, upper: func(t *testing.T, u string) {
+			os.MkdirAll(filepath.Join(u, "var/lib/dpkg"), 0o755)
+			if err := syscall.Mknod(filepath.Join(u, "var/lib/dpkg/status"), syscall.S_IFCHR, 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "dpkg's folder opaque", root: true, change: true, upper: func(t *testing.T, u string) {
+			writeTestFile(t, u, "var/lib/dpkg/lock", "")
+			if err := syscall.Setxattr(filepath.Join(u, "var/lib/dpkg"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.root && os.Getuid() != 0 {
+				t.Skip("makes whiteouts and trusted.* xattrs: run as root (CI does)")
+			}
+			lower, upper := t.TempDir(), t.TempDir()
+			writeTestFile(t, lower, "var/lib/dpkg/status", status)
+			c.upper(t, upper)
+			changed, err := aptChangedState(lower, upper)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed != c.change {
+				t.Errorf("changed = %v, want %v", changed, c.change)
+			}
+		})
+	}
+}
+
+func writeTestFile(t *testing.T, root, rel, data string) {
+	t.Helper()
+	p := filepath.Join(root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

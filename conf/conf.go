@@ -51,6 +51,9 @@ type Config struct {
 	Store string
 	// Mirrors maps a distribution ("debian", "ubuntu") to its mirror URL.
 	Mirrors map[string]string
+	// SecurityMirrors maps a distribution to the mirror of its security
+	// pocket (Debian's is a separate archive).
+	SecurityMirrors map[string]string
 	// Files lists the files read, in order.
 	Files []string
 	// Sections holds every jail section by name, as read.
@@ -72,12 +75,13 @@ type Key struct {
 }
 
 // globalKeys are the keys the [jailmgr] section may hold.
-var globalKeys = map[string]bool{"store": true, "mirror.debian": true, "mirror.ubuntu": true}
+var globalKeys = map[string]bool{"store": true, "mirror.debian": true, "mirror.ubuntu": true,
+	"security-mirror.debian": true, "security-mirror.ubuntu": true}
 
 // Load reads path (which may be absent) and the *.conf files of the
 // jailmgr.d folder beside it. All problems found are returned together.
 func Load(path string) (*Config, error) {
-	c := &Config{Mirrors: map[string]string{}, Sections: map[string]*Section{}}
+	c := &Config{Mirrors: map[string]string{}, SecurityMirrors: map[string]string{}, Sections: map[string]*Section{}}
 	files := []string{}
 	if _, err := os.Stat(path); err == nil {
 		files = append(files, path)
@@ -184,12 +188,16 @@ func (c *Config) setGlobal(file string, line int, k, v string) error {
 			return &Error{File: file, Line: line, Key: k, What: fmt.Sprintf("%q is not an absolute path", v)}
 		}
 		c.Store = v
-	case strings.HasPrefix(k, "mirror."):
+	case strings.HasPrefix(k, "mirror."), strings.HasPrefix(k, "security-mirror."):
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file") {
 			return &Error{File: file, Line: line, Key: k, What: fmt.Sprintf("%q is not an http, https or file URL", v)}
 		}
-		c.Mirrors[strings.TrimPrefix(k, "mirror.")] = v
+		if dist, ok := strings.CutPrefix(k, "security-mirror."); ok {
+			c.SecurityMirrors[dist] = v
+		} else {
+			c.Mirrors[strings.TrimPrefix(k, "mirror.")] = v
+		}
 	}
 	return nil
 }

@@ -10,6 +10,9 @@
 # folder or store:
 #   jailmgr         fresh --store: its package cache is cold, the mirror local
 #   jailmgr-warm    one store kept per case: every package already in its cache
+#                   (--force: it builds, though its inputs are the same)
+#   jailmgr-noop    one store kept per case with its image: the repeated
+#                   bootstrap has the same inputs and reuses the image
 #   debootstrap     --variant=V SUITE DIR MIRROR
 #   mmdebstrap      --variant=V --mode=root SUITE DIR MIRROR (a folder)
 # Each run is timed by GNU time: wall seconds, and peak RSS as %M, which is the
@@ -33,7 +36,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/e2e.sh"
 RUNS=${RUNS:-3}
 BENCH_CASES=${BENCH_CASES:-"bookworm:minbase bookworm:buildd focal:minbase"}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-1800}
-TOOLS=(jailmgr jailmgr-warm debootstrap mmdebstrap)
+TOOLS=(jailmgr jailmgr-warm jailmgr-noop debootstrap mmdebstrap)
 
 WORK=
 MIRROR_PID=
@@ -78,7 +81,11 @@ run_tool() {
 		cmd=("$JM" --store "$dir/store" bootstrap "$suite" --variant "$variant" --mirror "$mirror" ${keyring:+--keyring "$keyring"})
 		;;
 	jailmgr-warm)
-		cmd=("$JM" --store "$WORK/warm-$suite-$variant" bootstrap "$suite" --variant "$variant" --mirror "$mirror" ${keyring:+--keyring "$keyring"} --name bench)
+		cmd=("$JM" --store "$WORK/warm-$suite-$variant" bootstrap "$suite" --variant "$variant" --mirror "$mirror" ${keyring:+--keyring "$keyring"} --name bench --force)
+		;;
+	jailmgr-noop)
+		# The warm-up run builds the image; every later run reuses it.
+		cmd=("$JM" --store "$WORK/noop-$suite-$variant" bootstrap "$suite" --variant "$variant" --mirror "$mirror" ${keyring:+--keyring "$keyring"} --name bench)
 		;;
 	debootstrap)
 		cmd=(debootstrap --variant="$variant" ${keyring:+--keyring="$keyring"} "$suite" "$dir/root" "$mirror" "$(debootstrap_script "$suite")")
@@ -95,6 +102,9 @@ run_tool() {
 		log "  $tool: $(tail -n1 "$dir/time" | awk '{ printf "%.1f s, %.0f MiB", $1, $2 / 1024 }')"
 		if [[ $tool == jailmgr-warm && $result != "$WORK/warmup" ]] && ! grep -q 'downloaded 0 bytes' "$dir/err"; then
 			log "  note: jailmgr-warm did not report 'downloaded 0 bytes'"
+		fi
+		if [[ $tool == jailmgr-noop && $result != "$WORK/warmup" ]] && ! grep -q 'has the same inputs: reusing it' "$dir/err"; then
+			log "  note: jailmgr-noop did not reuse its image (did the mirror publish meanwhile?)"
 		fi
 	else
 		echo fail >>"$result"

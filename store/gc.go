@@ -20,6 +20,9 @@ type GCOptions struct {
 	Keep int
 	// IndexMaxAge is how long a cached package index nobody used stays.
 	IndexMaxAge time.Duration
+	// LogMaxAge is how long the log of a failed run stays (see KeepLog);
+	// default DefaultLogMaxAge.
+	LogMaxAge time.Duration
 	// DryRun reports what would go without removing anything.
 	DryRun bool
 }
@@ -32,6 +35,8 @@ type GCReport struct {
 	Staging      int      `json:"staging"`       // staging leftovers swept
 	CacheFiles   int      `json:"cache_files"`   // cached packages and indexes removed
 	CacheSkipped bool     `json:"cache_skipped"` // the cache was not pruned: a bootstrap, update or import is running
+	Logs         int      `json:"logs"`          // logs of failed runs removed (see KeepLog)
+	LogBytes     int64    `json:"log_bytes"`     // their size
 	Freed        int64    `json:"freed"`         // bytes of disk given back
 }
 
@@ -50,16 +55,20 @@ func isDebName(name string) bool {
 	return true
 }
 
-// GC removes old versions, staging leftovers and cache entries no image
-// references. It holds the store lock throughout, so no commit or removal
-// runs meanwhile; a bootstrap in progress keeps its staging area (locked)
-// and its cached packages (the cache lock every staging area shares).
+// GC removes old versions, staging leftovers, cache entries no image
+// references and the logs of failed runs older than LogMaxAge. It holds
+// the store lock throughout, so no commit or removal runs meanwhile; a
+// bootstrap in progress keeps its staging area (locked) and its cached
+// packages (the cache lock every staging area shares).
 func (s *Store) GC(o GCOptions) (*GCReport, error) {
 	if o.Keep < 1 {
 		o.Keep = 1
 	}
 	if o.IndexMaxAge == 0 {
 		o.IndexMaxAge = 14 * 24 * time.Hour
+	}
+	if o.LogMaxAge == 0 {
+		o.LogMaxAge = DefaultLogMaxAge
 	}
 	l, err := s.lock()
 	if err != nil {
@@ -79,6 +88,9 @@ func (s *Store) GC(o GCOptions) (*GCReport, error) {
 	}
 	after, _ := os.ReadDir(filepath.Join(s.Dir, "staging"))
 	rep.Staging = countDirs(before) - countDirs(after)
+	if rep.Logs, rep.LogBytes, err = s.gcLogs(o.LogMaxAge, o.DryRun); err != nil {
+		return nil, err
+	}
 
 	imgs, err := s.Images()
 	if err != nil {

@@ -122,8 +122,10 @@ func TestGC(t *testing.T) {
 	if !slices.Equal(rep.Removed, []string{"a:3"}) || !slices.Equal(rep.KeptInUse, []string{"a:2"}) || !slices.Equal(rep.KeptTagged, []string{"a:1"}) {
 		t.Errorf("gc removed %v, kept in use %v, kept tagged %v; want [a:3], [a:2], [a:1]", rep.Removed, rep.KeptInUse, rep.KeptTagged)
 	}
-	if rep.Staging != 1 || rep.CacheSkipped || rep.Freed <= 0 {
-		t.Errorf("gc report %+v: want one staging leftover swept, the cache pruned, space freed", rep)
+	// Freed is the file system's free space after minus before: other
+	// writers on the same disk move it either way, so it is not checked.
+	if rep.Staging != 1 || rep.CacheSkipped {
+		t.Errorf("gc report %+v: want one staging leftover swept, the cache pruned", rep)
 	}
 	var left []string
 	all, _ := s.Images()

@@ -23,14 +23,34 @@ type Manifest struct {
 	Arch            string    `json:"arch"`
 	Variant         string    `json:"variant"`
 	Components      []string  `json:"components"`
-	Mirror          string    `json:"mirror"`
-	InReleaseSHA256 string    `json:"inrelease_sha256"`
+	Mirror          string    `json:"mirror"`           // the release pocket's
+	InReleaseSHA256 string    `json:"inrelease_sha256"` // the release pocket's
 	MergedUsr       bool      `json:"merged_usr"`
 	Packages        []Package `json:"packages"`
 	Created         time.Time `json:"created"`
 	Size            int64     `json:"size"`
+	// Pockets are every suite the image was built from (release, updates,
+	// security), each with its mirror; empty for images made before they
+	// were recorded, which were built from the release alone.
+	Pockets []Pocket `json:"pockets,omitempty"`
+	// IgnoreValidUntil says the build accepted Release files past their
+	// Valid-Until date (--ignore-valid-until).
+	IgnoreValidUntil bool `json:"ignore_valid_until,omitempty"`
 	// Parent is the version an update started from ("name:N").
 	Parent string `json:"parent,omitempty"`
+	// InputsSHA256 is the hash of everything a bootstrap built this
+	// version from (archive states, options, hooks, SOURCE_DATE_EPOCH):
+	// a bootstrap with the same inputs reuses the version instead of
+	// building an equal one. Empty when the tree is not a bootstrap's
+	// alone (an update, or a version committed before it existed).
+	InputsSHA256 string `json:"inputs_sha256,omitempty"`
+}
+
+// Pocket is one suite of an archive an image was built from.
+type Pocket struct {
+	Suite           string `json:"suite"`  // as under dists/: bookworm-updates
+	Mirror          string `json:"mirror"` // without trailing slash
+	InReleaseSHA256 string `json:"inrelease_sha256"`
 }
 
 // Package is one installed package of an image.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,6 +99,14 @@ func (st *Staging) Abort() error {
 // next version of name. The rename is the commit point: a crash before it
 // leaves only a staging leftover, never a partial image.
 func (st *Staging) Commit(name string, m *Manifest) (*Image, error) {
+	return st.CommitContext(context.Background(), name, m)
+}
+
+// CommitContext is Commit that gives up, committing nothing, when ctx ends
+// before the rename: an interrupt is honoured up to the commit point.
+// After it, the version exists, and CommitContext returns it whatever ctx
+// says.
+func (st *Staging) CommitContext(ctx context.Context, name string, m *Manifest) (*Image, error) {
 	if !validName(name) {
 		return nil, fmt.Errorf("%w %q", ErrBadRef, name)
 	}
@@ -121,6 +130,11 @@ func (st *Staging) Commit(name string, m *Manifest) (*Image, error) {
 		return nil, err
 	}
 	defer l.Close()
+	// Indexing took long, and so may the wait for the lock: the last
+	// look before the commit point.
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("commit image %s: %w", name, context.Cause(ctx))
+	}
 	vs, err := st.store.versions(name)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@
 //	staging/<id>/                          work in progress (with staging/<id>.lock)
 //	cache/debs/<sha256>.deb                shared package cache
 //	cache/indexes/<sha256>.zst             verified Packages indexes
+//	logs/<run>-<time>.log                  logs of failed runs (KeepLog), removed by gc after a day
 //
 // Crash safety follows one rule: nothing appears under images/ except by a
 // rename of a complete staging directory, and a staging directory whose lock
@@ -68,7 +69,7 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
 	}
-	for _, d := range []string{"images", "staging", "cache", filepath.Join("cache", "debs"), filepath.Join("cache", "indexes")} {
+	for _, d := range []string{"images", "staging", "cache", filepath.Join("cache", "debs"), filepath.Join("cache", "indexes"), "logs"} {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o700); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", abs, err)
 		}
@@ -86,7 +87,7 @@ func Open(dir string) (*Store, error) {
 
 // storeFolders are the store's own folders, which tighten closes to other
 // users; what is below them is reachable only through them.
-var storeFolders = []string{"", "images", "staging", "cache", filepath.Join("cache", "debs"), filepath.Join("cache", "indexes"), "tags", "sessions", "persist"}
+var storeFolders = []string{"", "images", "staging", "cache", filepath.Join("cache", "debs"), filepath.Join("cache", "indexes"), "tags", "sessions", "persist", "logs"}
 
 // tighten takes group and other permissions off the store's own folders,
 // which older versions made 0755.

@@ -92,13 +92,14 @@ func (a *app) imageGCCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "gc",
-		Short: "Remove old versions, staging leftovers and unused cache entries",
+		Short: "Remove old versions, staging leftovers, unused cache entries and old failure logs",
 		Long: `gc keeps, for each image name, its --keep newest versions, every tagged
 version and every version a session runs on, and removes the other versions.
 It sweeps staging areas no live process owns, and removes cached packages no
 remaining version lists and package indexes unused for two weeks; while a
-bootstrap, update or import runs, the cache is left alone. It reports what it
-freed.`,
+bootstrap, update or import runs, the cache is left alone. It removes the logs
+that failed bootstraps and updates kept in the store's logs/ folder once they
+are a day old. It reports what it freed.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.Keep < 1 {
@@ -131,8 +132,8 @@ freed.`,
 			if rep.CacheSkipped {
 				fmt.Fprintln(a.stdout, "cache not pruned: a bootstrap, update or import is running")
 			}
-			fmt.Fprintf(a.stdout, "%s %d versions, %d staging leftovers, %d cache files; freed %s\n",
-				verb, len(rep.Removed), rep.Staging, rep.CacheFiles, humanSize(rep.Freed))
+			fmt.Fprintf(a.stdout, "%s %d versions, %d staging leftovers, %d cache files, %d failure logs (%s); freed %s\n",
+				verb, len(rep.Removed), rep.Staging, rep.CacheFiles, rep.Logs, humanSize(rep.LogBytes), humanSize(rep.Freed))
 			return nil
 		},
 	}

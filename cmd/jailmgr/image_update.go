@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -21,15 +18,20 @@ upgrades it inside an ephemeral overlay session (network from the host, mounts
 private to the session); the changes are merged with hard links to every
 unchanged file, so the new version costs only what changed, and committed with
 a fresh manifest. The old version is never written to: sessions running on it
-carry on, and 'image rm' or 'gc' remove it when it is no longer wanted.`,
+carry on, and 'image rm' or 'gc' remove it when it is no longer wanted.
+
+When apt has nothing to upgrade and nothing to install (dpkg's status and
+apt's marks are unchanged), no version is committed: it says REF is current
+and prints REF's version.`,
 		Args: exactArgs(1, "one image reference, NAME, NAME:VERSION or NAME:TAG"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := a.storeFromConfig()
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			// main's context ends on SIGINT and SIGTERM with the signal
+			// as its cause, which sets the exit status (130, 143).
+			ctx := cmd.Context()
 			res, err := bootstrap.Update(ctx, st, bootstrap.UpdateOptions{Ref: args[0], Include: include, Log: a.logw()})
 			if err != nil {
 				return err
@@ -37,6 +39,9 @@ carry on, and 'image rm' or 'gc' remove it when it is no longer wanted.`,
 			if !a.quiet {
 				for _, c := range res.Upgraded {
 					fmt.Fprintln(a.stderr, "  "+c)
+				}
+				if res.Current {
+					fmt.Fprintf(a.stderr, "%s is current\n", res.Image.Ref())
 				}
 			}
 			fmt.Fprintln(a.stdout, res.Image.Ref())

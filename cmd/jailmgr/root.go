@@ -70,6 +70,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return int(ec) // the jailed command's own status; it said why
 	}
 	fmt.Fprintf(stderr, "jailmgr: %s\n", printable(err.Error()))
+	if code, ok := signalStatus(err); ok {
+		return code
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2

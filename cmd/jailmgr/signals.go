@@ -129,3 +129,19 @@ func contextSignal(ctx context.Context) syscall.Signal {
 	}
 	return syscall.SIGTERM
 }
+
+// signalStatus is the exit status of a command whose error says that a
+// signal caught by main stopped it (its cause is a signalCause, see
+// signalContext): 128 + the signal's number, as a shell reports a process
+// the signal killed (130 for Ctrl-C, 143 for SIGTERM).
+func signalStatus(err error) (int, bool) {
+	var c signalCause
+	if !errors.As(err, &c) {
+		return 0, false
+	}
+	sig, ok := c.sig.(syscall.Signal)
+	if !ok {
+		return 0, false
+	}
+	return 128 + int(sig), true
+}

@@ -2,10 +2,13 @@ package archivetest
 
 import (
 	"bytes"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,14 +17,19 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 )
 
-// Server serves an Archive over HTTP on loopback.
+// Server serves one Archive, or several suites of one archive (a release
+// and its pockets: dists/bookworm, dists/bookworm-updates...), over HTTP
+// on loopback.
 type Server struct {
 	URL         string          // archive root, no trailing slash
 	KeyringPath string          // binary public keyring of Signer
-	Signer      *openpgp.Entity // the key that signed Release
-	Archive     Archive         // the served archive, defaults filled in
+	Signer      *openpgp.Entity // the key that signed every Release
+	Archive     Archive         // the first suite served, defaults filled in
+	// Archives are all the suites served, in the order given.
+	Archives []Archive
 
 	mu       sync.Mutex
+	built    map[string]map[string][]byte // each suite's tree, by suite
 	files    map[string][]byte
 	truncate map[string]truncation
 	requests map[string]int
@@ -37,15 +45,51 @@ type truncation struct {
 // the test if the archive cannot be built.
 func Serve(t testing.TB, a *Archive) *Server {
 	t.Helper()
-	arch, err := a.withDefaults()
+	return ServeSuites(t, a)
+}
+
+// ServeSuites serves several suites from one archive root, as a mirror
+// serves a release beside its updates pocket. Every suite is signed with
+// the first one's Signer (a fresh key when it has none). The suites' pools
+// are one tree: a path two suites both build must come out the same. It
+// fails the test if an archive cannot be built.
+func ServeSuites(t testing.TB, archives ...*Archive) *Server {
+	t.Helper()
+	if len(archives) == 0 {
+		t.Fatalf("archivetest: ServeSuites needs at least one archive")
+	}
+	s := &Server{
+		built:    map[string]map[string][]byte{},
+		truncate: map[string]truncation{},
+		requests: map[string]int{},
+	}
+	for _, a := range archives {
+		b := *a
+		if s.Signer != nil {
+			b.Signer = s.Signer
+		}
+		arch, err := b.withDefaults()
+		if err != nil {
+			t.Fatalf("archivetest: %v", err)
+		}
+		if _, dup := s.built[arch.Suite]; dup {
+			t.Fatalf("archivetest: suite %s is served twice", arch.Suite)
+		}
+		files, err := build(arch)
+		if err != nil {
+			t.Fatalf("archivetest: %v", err)
+		}
+		s.Signer = arch.Signer
+		s.built[arch.Suite] = files
+		s.Archives = append(s.Archives, arch)
+	}
+	s.Archive = s.Archives[0]
+	files, err := merge(s.Archives, s.built)
 	if err != nil {
 		t.Fatalf("archivetest: %v", err)
 	}
-	files, err := build(arch)
-	if err != nil {
-		t.Fatalf("archivetest: %v", err)
-	}
-	ring, err := PublicKeyring(arch.Signer)
+	s.files = files
+	ring, err := PublicKeyring(s.Signer)
 	if err != nil {
 		t.Fatalf("archivetest: %v", err)
 	}
@@ -53,25 +97,38 @@ func Serve(t testing.TB, a *Archive) *Server {
 	if err := os.WriteFile(keyring, ring, 0o644); err != nil {
 		t.Fatalf("archivetest: write keyring: %v", err)
 	}
-	s := &Server{
-		KeyringPath: keyring,
-		Signer:      arch.Signer,
-		Archive:     arch,
-		files:       files,
-		truncate:    map[string]truncation{},
-		requests:    map[string]int{},
-	}
+	s.KeyringPath = keyring
 	hs := httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	t.Cleanup(hs.Close)
 	s.URL = hs.URL
 	return s
 }
 
-// Replace serves a instead of the archive served so far, signed with the
-// same key: what an archive looks like after its next publication.
+// merge joins the suites' trees into one, refusing a path that two suites
+// build differently.
+func merge(archives []Archive, built map[string]map[string][]byte) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	from := map[string]string{}
+	for _, a := range archives {
+		for p, data := range built[a.Suite] {
+			if old, ok := out[p]; ok && !bytes.Equal(old, data) {
+				return nil, fmt.Errorf("%s is built differently by suites %s and %s", p, from[p], a.Suite)
+			}
+			out[p], from[p] = data, a.Suite
+		}
+	}
+	return out, nil
+}
+
+// Replace serves a instead of the suite of the same name served so far
+// (the first suite when a names none), signed with the same key: what an
+// archive looks like after its next publication. The other suites stay.
 func (s *Server) Replace(t testing.TB, a *Archive) {
 	t.Helper()
 	a.Signer = s.Signer
+	if a.Suite == "" {
+		a.Suite = s.Archive.Suite
+	}
 	arch, err := a.withDefaults()
 	if err != nil {
 		t.Fatalf("archivetest: %v", err)
@@ -81,8 +138,21 @@ func (s *Server) Replace(t testing.TB, a *Archive) {
 		t.Fatalf("archivetest: %v", err)
 	}
 	s.mu.Lock()
-	s.files, s.Archive = files, arch
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	archives := slices.Clone(s.Archives)
+	i := slices.IndexFunc(archives, func(x Archive) bool { return x.Suite == arch.Suite })
+	if i < 0 {
+		archives = append(archives, arch)
+	} else {
+		archives[i] = arch
+	}
+	built := maps.Clone(s.built)
+	built[arch.Suite] = files
+	merged, err := merge(archives, built)
+	if err != nil {
+		t.Fatalf("archivetest: %v", err)
+	}
+	s.files, s.built, s.Archives, s.Archive = merged, built, archives, archives[0]
 }
 
 func cleanURLPath(p string) string {
@@ -94,6 +164,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests[p]++
 	data, ok := s.files[p]
+	date := s.Archive.Date
 	tr, truncated := s.truncate[p]
 	if truncated && r.Method == http.MethodGet {
 		if tr.times > 0 {
@@ -129,7 +200,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// client sees a short body, the way a broken download looks.
 		panic(http.ErrAbortHandler)
 	}
-	http.ServeContent(cw, r, p, s.Archive.Date, bytes.NewReader(data))
+	http.ServeContent(cw, r, p, date, bytes.NewReader(data))
 }
 
 // countingWriter adds what the handler writes to Server.bytes.
@@ -193,12 +264,16 @@ func (s *Server) File(path string) ([]byte, bool) {
 	return bytes.Clone(data), ok
 }
 
-// PoolPath is the served path of the .deb of the package named name, or ""
-// if the archive has none.
+// PoolPath is the served path of the .deb of the package named name (in
+// the first suite that has it), or "" if the archive has none.
 func (s *Server) PoolPath(name string) string {
-	for _, p := range s.Archive.Packages {
-		if p.Name == name {
-			return PoolPath(p, s.Archive.Architecture)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.Archives {
+		for _, p := range a.Packages {
+			if p.Name == name {
+				return PoolPath(p, a.Architecture)
+			}
 		}
 	}
 	return ""

@@ -440,3 +440,58 @@ func TestKeyringIsBinary(t *testing.T) {
 		t.Errorf("empty archive lists a package: %q", sc.Text())
 	}
 }
+
+func TestServeSuites(t *testing.T) {
+	rel := &Archive{Suite: "bookworm", Architecture: "amd64", Packages: []Package{{Name: "hello", Version: "1.0"}}}
+	upd := &Archive{Suite: "bookworm-updates", Architecture: "amd64", Packages: []Package{{Name: "hello", Version: "1.1"}}}
+	s := ServeSuites(t, rel, upd)
+	if len(s.Archives) != 2 || s.Archive.Suite != "bookworm" {
+		t.Fatalf("Archives = %d, Archive = %s", len(s.Archives), s.Archive.Suite)
+	}
+	f, err := os.Open(s.KeyringPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	keyring, err := openpgp.ReadKeyRing(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both suites are served, each signed with the one key.
+	for _, suite := range []string{"bookworm", "bookworm-updates"} {
+		block, _ := clearsign.Decode(get(t, s, "dists/"+suite+"/InRelease"))
+		if block == nil {
+			t.Fatalf("%s: InRelease is not clearsigned", suite)
+		}
+		if _, err := block.VerifySignature(keyring, nil); err != nil {
+			t.Errorf("%s: InRelease does not verify with the server's keyring: %v", suite, err)
+		}
+		if !bytes.Contains(block.Plaintext, []byte("Suite: "+suite+"\n")) {
+			t.Errorf("%s: Release names another suite:\n%s", suite, block.Plaintext)
+		}
+	}
+	for _, v := range []string{"1.0", "1.1"} {
+		get(t, s, "pool/main/h/hello/hello_"+v+"_amd64.deb")
+	}
+	if s.PoolPath("hello") != "pool/main/h/hello/hello_1.0_amd64.deb" {
+		t.Errorf("PoolPath(hello) = %s, want the first suite's", s.PoolPath("hello"))
+	}
+
+	// Replace publishes one suite anew and leaves the other alone.
+	s.Replace(t, &Archive{Suite: "bookworm-updates", Architecture: "amd64", Packages: []Package{{Name: "hello", Version: "1.2"}}})
+	get(t, s, "pool/main/h/hello/hello_1.2_amd64.deb")
+	get(t, s, "pool/main/h/hello/hello_1.0_amd64.deb")
+	if c := status(t, s, http.MethodGet, "pool/main/h/hello/hello_1.1_amd64.deb"); c != http.StatusNotFound {
+		t.Errorf("replaced suite's old package: status %d, want 404", c)
+	}
+	if !bytes.Contains(get(t, s, "dists/bookworm-updates/Release"), []byte(" main/binary-amd64/Packages")) {
+		t.Error("replaced suite has no Release")
+	}
+
+	// A pool path that two suites build differently is refused.
+	if _, err := merge([]Archive{{Suite: "a"}, {Suite: "b"}}, map[string]map[string][]byte{
+		"a": {"pool/x.deb": []byte("1")}, "b": {"pool/x.deb": []byte("2")},
+	}); err == nil {
+		t.Error("conflicting pool paths: no error")
+	}
+}
