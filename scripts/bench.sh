@@ -76,16 +76,19 @@ run_tool() {
 	local tool=$1 suite=$2 variant=$3 mirror=$4 keyring=$5 result=$6
 	local dir cmd=()
 	dir=$(mktemp -d "$WORK/run.XXXXXX")
+	# --pockets release: debootstrap and mmdebstrap read the release pocket
+	# alone, so jailmgr does the same work here (by default it also reads
+	# the updates and security pockets).
 	case $tool in
 	jailmgr)
-		cmd=("$JM" --store "$dir/store" bootstrap "$suite" --variant "$variant" --mirror "$mirror" ${keyring:+--keyring "$keyring"})
+		cmd=("$JM" --store "$dir/store" bootstrap "$suite" --variant "$variant" --mirror "$mirror" --pockets release ${keyring:+--keyring "$keyring"})
 		;;
 	jailmgr-warm)
-		cmd=("$JM" --store "$WORK/warm-$suite-$variant" bootstrap "$suite" --variant "$variant" --mirror "$mirror" ${keyring:+--keyring "$keyring"} --name bench --force)
+		cmd=("$JM" --store "$WORK/warm-$suite-$variant" bootstrap "$suite" --variant "$variant" --mirror "$mirror" --pockets release ${keyring:+--keyring "$keyring"} --name bench --force)
 		;;
 	jailmgr-noop)
 		# The warm-up run builds the image; every later run reuses it.
-		cmd=("$JM" --store "$WORK/noop-$suite-$variant" bootstrap "$suite" --variant "$variant" --mirror "$mirror" ${keyring:+--keyring "$keyring"} --name bench)
+		cmd=("$JM" --store "$WORK/noop-$suite-$variant" bootstrap "$suite" --variant "$variant" --mirror "$mirror" --pockets release ${keyring:+--keyring "$keyring"} --name bench)
 		;;
 	debootstrap)
 		cmd=(debootstrap --variant="$variant" ${keyring:+--keyring="$keyring"} "$suite" "$dir/root" "$mirror" "$(debootstrap_script "$suite")")
