@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,14 +109,9 @@ type PocketState struct {
 // InRelease (or Release + Release.gpg) and the Packages index of every
 // component, and merges their packages.
 func fetchIndex(ctx context.Context, o *Options, p *Plan, cache indexCache) (*Index, error) {
-	kf, err := os.Open(p.Keyring)
+	keyring, err := loadKeyring(p.Keyring)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoKeyring, err)
-	}
-	keyring, err := release.ReadKeyring(kf)
-	kf.Close()
-	if err != nil {
-		return nil, fmt.Errorf("read keyring %s: %w", p.Keyring, err)
+		return nil, err
 	}
 	idx := &Index{Components: p.Components, Packages: map[string][]*Candidate{}}
 	for i, pk := range p.pockets(o.Suite) {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 
 	"jailmgr/debian/sources"
@@ -191,36 +190,19 @@ func HostMirror(aptDir, distribution string, suites map[string]*Suite) (mirror, 
 			known[a] = true
 		}
 	}
-	var files []string
-	if _, err := os.Stat(filepath.Join(aptDir, "sources.list")); err == nil {
-		files = append(files, filepath.Join(aptDir, "sources.list"))
+	entries, err := hostSources(aptDir)
+	if err != nil {
+		return "", "", err
 	}
-	more, _ := filepath.Glob(filepath.Join(aptDir, "sources.list.d", "*"))
-	sort.Strings(more)
-	files = append(files, more...)
-	for _, f := range files {
-		var entries []sources.Entry
-		switch {
-		case strings.HasSuffix(f, ".list") || filepath.Base(f) == "sources.list":
-			entries, err = readSources(f, sources.ParseList)
-		case strings.HasSuffix(f, ".sources"):
-			entries, err = readSources(f, sources.ParseDeb822)
-		default:
+	for _, e := range entries {
+		if !slices.Contains(e.Types, "deb") {
 			continue
 		}
-		if err != nil {
-			return "", "", err
-		}
-		for _, e := range entries {
-			if !slices.Contains(e.Types, "deb") {
-				continue
-			}
-			for _, s := range e.Suites {
-				if known[s] {
-					for _, u := range e.URIs {
-						if strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") {
-							return u, f, nil
-						}
+		for _, s := range e.Suites {
+			if known[s] {
+				for _, u := range e.URIs {
+					if strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") {
+						return u, e.File, nil
 					}
 				}
 			}

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"sync"
 
-	"jailmgr/debian/release"
 	"jailmgr/store"
 )
 
@@ -211,14 +210,9 @@ func reuse(st *store.Store, o *Options, p *Plan, archive func() ([]archiveState,
 // its Packages indexes, whose reading (even from the index cache) is most
 // of a second per pocket.
 func archiveNow(ctx context.Context, o *Options, p *Plan) ([]archiveState, error) {
-	kf, err := os.Open(p.Keyring)
+	keyring, err := loadKeyring(p.Keyring)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoKeyring, err)
-	}
-	keyring, err := release.ReadKeyring(kf)
-	kf.Close()
-	if err != nil {
-		return nil, fmt.Errorf("read keyring %s: %w", p.Keyring, err)
+		return nil, err
 	}
 	var out []archiveState
 	for _, pk := range p.pockets(o.Suite) {
