@@ -1,33 +1,79 @@
 #!/usr/bin/env bash
 # End-to-end checks of `jailmgr bootstrap` against the real archives.
 #
-#   sudo bash scripts/e2e.sh                        # all cases
+#   sudo bash scripts/e2e.sh                        # every suite x variant
 #   sudo E2E_CASES="bookworm:minbase focal:minbase" bash scripts/e2e.sh
+#   sudo E2E_JOBS=1 bash scripts/e2e.sh             # one case at a time
 #
-# For each case SUITE:VARIANT it bootstraps into a fresh temporary store and
-# checks that
-#   a. the installed package set is the one `debootstrap --print-debs` selects,
+# The default cases are every suite of scripts/suites.ini with each of the
+# variants minbase, buildd and default (8 x 3 = 24 today). Each case
+# bootstraps SUITE:VARIANT with the suite's default pockets into a fresh
+# temporary store and checks that
+#   a. the installed package names are those `debootstrap --print-debs`
+#      selects from the same pockets (expected_sets: debootstrap reads the
+#      release pocket alone, so it runs on a local archive of the pockets'
+#      newest versions); where that differs from what it selects from the
+#      release alone (an update that gained a dependency), the log lists the
+#      names,
 #   b. `dpkg --audit` is silent,
-#   c. `apt-get check` passes, and with /proc and /dev mounted `apt-get update`
-#      and `apt-get install hello` work and `hello` runs,
-#   d. (bookworm:minbase) a second bootstrap into the same store downloads
-#      nothing and becomes NAME:2.
-# It ends with "N passed, M failed" and exits non-zero if any case failed.
+#   h. `jailmgr image verify` passes,
+#   c. in a plain chroot over an overlay of the image, `apt-get check` passes
+#      and, with /proc and /dev mounted, `apt-get update` and `apt-get install
+#      hello` work and `hello` runs,
+#   l. /etc/apt/sources.list names the release and each pocket the suite has
+#      in suites.ini (SUITE-updates, SUITE-security), and after apt-get update
+#      `apt list --upgradable` lists nothing,
+#   e. a session of the image runs apart from the host and leaves it as it was.
+# Some cases check more:
+#   m. (bookworm:minbase, focal:minbase) a bootstrap with `--pockets release`
+#      installs exactly debootstrap's set and writes debootstrap's single
+#      sources.list line,
+#   k, j, f, d, g. (bookworm:minbase) reproducible exports, OCI export and
+#      import, access rules, a warm second bootstrap (NAME:2, nothing
+#      downloaded) and the image lifecycle beside a running session,
+#   i. (bookworm:buildd) sbuild builds hello through jailmgr as schroot.
+# A suite whose mirror serves a Release past its Valid-Until (sid on a frozen
+# mirror) is found at run time, said in the log, and bootstrapped with
+# --ignore-valid-until; debootstrap --print-debs needs nothing for it (it
+# checks the signature with gpgv --ignore-time-conflict and never reads
+# Valid-Until). A suite the host's debootstrap has no script for (on
+# bookworm's: noble, forky) is compared with the script upstream debootstrap
+# links it to (gutsy, sid), as the log says.
+# It ends with every case, PASS or FAIL and its seconds, then "N passed, M
+# failed", and exits non-zero if any case failed.
+#
+# E2E_JOBS cases run at a time (default 3: the work is mostly network and
+# dpkg, and this fits a 2-core machine). Each case has its own store, temp
+# folders and session folder (JAILMGR_RUN_DIR), and its log is kept in a file
+# and printed whole when it ends. Downloads are shared: the package and index
+# caches are content-addressed, so each case starts with hard links to what
+# the cases before it fetched. The sbuild check (bookworm:buildd) is the only
+# one that touches anything outside its own folders (/usr/bin/schroot,
+# /etc/schroot/chroot.d, a builder user, /run/jailmgr/sessions, which its
+# setuid jailmgr uses whatever the environment says); no other case uses any
+# of them, so it runs beside the others.
+# On this 2-core VM the default 24 cases take 17 to 20 minutes (1027 s and
+# 1166 s in two runs of 2026-12-08), the whole of what e2e adds to CI.
 #
 # No mirror is written here: Debian's comes from the host's apt sources, Ubuntu's
 # from debootstrap's own suite script, both at run time; DEBIAN_MIRROR and
-# UBUNTU_MIRROR override them. The Ubuntu keyring is taken from the
+# UBUNTU_MIRROR override them. Debian's security pocket is jailmgr's own
+# choice (the host's apt sources); DEBIAN_SECURITY_MIRROR passes
+# --security-mirror. The Ubuntu keyring is taken from the
 # ubuntu-keyring package in the Ubuntu archive itself (see ubuntu_keyring).
 #
-# Environment: E2E_CASES, DEBIAN_MIRROR, UBUNTU_MIRROR, JAILMGR (the binary;
-# default bin/jailmgr, built if missing), TMPDIR (where stores are made).
+# Environment: E2E_CASES, E2E_JOBS, DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR,
+# UBUNTU_MIRROR, JAILMGR (the binary; default bin/jailmgr, built if missing),
+# TMPDIR (where stores are made).
 #
 # bench.sh sources this file for its helper functions; main runs only when the
 # file is executed.
 
 set -euo pipefail
 
-E2E_DEFAULT_CASES="bookworm:minbase bookworm:buildd focal:minbase noble:minbase"
+E2E_VARIANTS="minbase buildd default"
+# Started first: the longest cases, so that they do not end the run alone.
+E2E_FIRST_CASES="bookworm:buildd bookworm:minbase focal:default jammy:default noble:default"
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEBOOTSTRAP_SCRIPTS=/usr/share/debootstrap/scripts
 DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
@@ -194,6 +240,86 @@ mirror_for() {
 	esac
 }
 
+# suite_key SUITE KEY prints KEY's value in SUITE's section of suites.ini
+# (empty when absent).
+suite_key() {
+	awk -v s="[$1]" -v k="$2" '
+		/^\[/ { in_s = ($0 == s) }
+		in_s && $1 == k && $2 == "=" { sub(/^[^=]*=[[:space:]]*/, ""); print; exit }' "$REPO/scripts/suites.ini"
+}
+
+# suite_names prints the suites of suites.ini, one a line.
+suite_names() {
+	sed -n 's/^\[\(.*\)\]$/\1/p' "$REPO/scripts/suites.ini"
+}
+
+# default_cases prints the default cases: every suite of suites.ini with
+# every variant of E2E_VARIANTS, E2E_FIRST_CASES first, then by variant, so
+# that a suite's later variants find its packages in the shared cache.
+default_cases() {
+	local s v c list=()
+	for c in $E2E_FIRST_CASES; do
+		[[ -n $(suite_key "${c%%:*}" distribution) ]] && list+=("$c")
+	done
+	for v in $E2E_VARIANTS; do
+		for s in $(suite_names); do
+			[[ " ${list[*]} " == *" $s:$v "* ]] || list+=("$s:$v")
+		done
+	done
+	printf '%s\n' "${list[*]}"
+}
+
+# suite_pockets SUITE prints the archive suites a default bootstrap of SUITE
+# reads, one a line: SUITE, then SUITE-POCKET for each of its pockets in
+# suites.ini.
+suite_pockets() {
+	local p
+	printf '%s\n' "$1"
+	for p in $(suite_key "$1" pockets | tr ',' ' '); do
+		printf '%s-%s\n' "$1" "$p"
+	done
+}
+
+# security_mirror_for SUITE prints the mirror of SUITE's security pocket as
+# jailmgr finds it when no flag says: $DEBIAN_SECURITY_MIRROR, else the
+# host's apt source for SUITE-security, else for any Debian -security suite;
+# Ubuntu's is the release mirror.
+security_mirror_for() {
+	if [[ $(distribution "$1") == ubuntu ]]; then
+		mirror_for "$1"
+		return
+	fi
+	if [[ -n ${DEBIAN_SECURITY_MIRROR:-} ]]; then
+		printf '%s\n' "${DEBIAN_SECURITY_MIRROR%/}"
+		return
+	fi
+	local s uri
+	for s in "$1" $(suite_names) stable testing oldstable oldoldstable; do
+		[[ $s == "$1" || $(suite_key "$s" distribution) == debian || -z $(suite_key "$s" distribution) ]] || continue
+		uri=$(apt_source_uri "$s-security" || true)
+		[[ -n $uri ]] && { printf '%s\n' "${uri%/}"; return; }
+	done
+	return 1
+}
+
+# release_expired MIRROR SUITE prints the Valid-Until of MIRROR's
+# dists/SUITE/Release and succeeds if that date has passed; it fails when
+# the Release has none, is still valid, or cannot be read (then the
+# bootstrap says why).
+release_expired() {
+	local tmp vu
+	tmp=$(mktemp)
+	if ! download "$1/dists/$2/Release" "$tmp" 2>/dev/null; then
+		rm -f "$tmp"
+		return 1
+	fi
+	vu=$(sed -n 's/^Valid-Until:[[:space:]]*//p' "$tmp" | head -n1)
+	rm -f "$tmp"
+	[[ -n $vu ]] || return 1
+	(($(date -u -d "$vu" +%s) < $(date -u +%s))) || return 1
+	printf '%s\n' "$vu"
+}
+
 # ubuntu_keyring MIRROR DIR puts ubuntu-archive-keyring.gpg into DIR (a Debian
 # host has no Ubuntu keyring) and prints its path. It comes from the
 # ubuntu-keyring package in focal's main: the package's SHA256 is checked
@@ -243,12 +369,20 @@ keyring_for() {
 }
 
 # print_debs SUITE VARIANT MIRROR [KEYRING] prints, one a line and sorted, the
-# packages debootstrap would install.
+# packages debootstrap would install. KEYRING "none" is --no-check-gpg (an
+# archive print_debs_pockets made, whose inputs it verified).
 print_debs() {
 	local suite=$1 variant=$2 mirror=$3 keyring=${4:-} target script args=()
 	target=$(mktemp -d "${TMPDIR:-/tmp}/e2e-printdebs.XXXXXX")
 	script=$(debootstrap_script "$suite")
-	[[ -n $keyring ]] && args+=(--keyring="$keyring")
+	case $keyring in
+	"") ;;
+	none) args+=(--no-check-gpg) ;;
+	*) args+=(--keyring="$keyring") ;;
+	esac
+	# debootstrap's own default variant is no --variant at all (it calls it
+	# "-" and refuses --variant=default).
+	[[ $variant == default ]] || args+=(--variant="$variant")
 	# The Ubuntu script adds usrmerge to the set for suites after hirsute only
 	# in --print-debs mode (for germinate's seeds, its WHAT_TO_DO check); a real
 	# bootstrap never installs it, it makes /usr merged itself. --no-merged-usr
@@ -259,12 +393,151 @@ print_debs() {
 		*) args+=(--no-merged-usr) ;;
 		esac
 	fi
-	debootstrap --print-debs --variant="$variant" "${args[@]}" "$suite" "$target" "$mirror" "$script" 2>"$target.log" |
+	debootstrap --print-debs "${args[@]}" "$suite" "$target" "$mirror" "$script" 2>"$target.log" |
 		tr ' ' '\n' | sed '/^$/d' | sort -u
 	local rc=${PIPESTATUS[0]}
 	((rc == 0)) || { log "  debootstrap --print-debs failed:"; tail -n 20 "$target.log" | indent; }
 	rm -rf --one-file-system "$target" "$target.log"
 	return "$rc"
+}
+
+# expected_sets SUITE VARIANT MIRROR KEYRING RELEASE_OUT POCKETS_OUT writes
+# what `debootstrap --print-debs` selects for SUITE and VARIANT into
+# RELEASE_OUT, as debootstrap does, from the release pocket alone; and into
+# POCKETS_OUT what it selects from all of SUITE's pockets (suite_pockets) at
+# once, as the default bootstrap reads them. debootstrap cannot read them
+# so itself (its --extra-suites takes every version's dependencies, from
+# one mirror): it runs on file:// archives of one suite made here from the
+# pockets' indexes (each checked against its InRelease, checked with gpgv),
+# the second holding of each package the newest version across the
+# pockets, of two equal ones the earlier pocket's, as jailmgr and apt
+# choose. The archives keep only the fields debootstrap reads, which makes
+# it several times faster.
+expected_sets() {
+	local suite=$1 variant=$2 mirror=$3 keyring=$4 rel_out=$5 pk_out=$6 dir arch comps p m c n=0 rc=0
+	arch=$(dpkg --print-architecture)
+	comps=$(suite_key "$suite" components | tr ',' ' ')
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/e2e-expected.XXXXXX")
+	for p in $(suite_pockets "$suite"); do
+		m=$mirror
+		if [[ $p == *-security ]] && ! m=$(security_mirror_for "$suite"); then
+			log "  no security mirror for $p in the host's apt sources: set DEBIAN_SECURITY_MIRROR"
+			rc=1
+			break
+		fi
+		if ! download "$m/dists/$p/InRelease" "$dir/$n.InRelease" ||
+			! gpgv --keyring "${keyring:-$DEBIAN_KEYRING}" "$dir/$n.InRelease" >/dev/null 2>&1; then
+			log "  $m/dists/$p/InRelease: cannot download it, or it does not verify"
+			rc=1
+			break
+		fi
+		for c in $comps; do
+			if ! download "$m/dists/$p/$c/binary-$arch/Packages.xz" "$dir/$n.$c.xz" ||
+				! grep -Eq "^ $(sha256sum <"$dir/$n.$c.xz" | cut -d' ' -f1) +[0-9]+ $c/binary-$arch/Packages.xz\$" "$dir/$n.InRelease"; then
+				log "  $m/dists/$p/$c/binary-$arch/Packages.xz: cannot download it, or its InRelease does not list it"
+				rc=1
+				break 2
+			fi
+		done
+		n=$((n + 1))
+	done
+	if ((rc == 0)); then
+		local_archive "$dir" 1 "$suite" "$arch" "$comps" "$dir/release" &&
+			print_debs "$suite" "$variant" "file://$dir/release" none >"$rel_out" || rc=1
+	fi
+	if ((rc == 0 && n > 1)); then
+		local_archive "$dir" "$n" "$suite" "$arch" "$comps" "$dir/pockets" &&
+			print_debs "$suite" "$variant" "file://$dir/pockets" none >"$pk_out" || rc=1
+	elif ((rc == 0)); then
+		cp "$rel_out" "$pk_out"
+	fi
+	rm -rf --one-file-system "$dir"
+	return "$rc"
+}
+
+# VERCMP_AWK defines vercmp(a, b) for awk (run with LC_ALL=C): less than,
+# equal to or greater than 0 as Debian version a sorts before, with or after
+# b, by dpkg's rules (epoch, then upstream version and revision, each by
+# verrevcmp: ~ before anything, letters before other characters, digit runs
+# as numbers). One awk for thousands of comparisons that dpkg
+# --compare-versions would take a process each for.
+VERCMP_AWK='
+function vc_order(c) {
+	if (c == "" || c ~ /[0-9]/) return 0
+	if (c ~ /[A-Za-z]/) return VC_ORD[c]
+	if (c == "~") return -1
+	return VC_ORD[c] + 256
+}
+function vc_revcmp(a, b,   ac, bc, da, db) {
+	while (a != "" || b != "") {
+		while ((a != "" && substr(a, 1, 1) !~ /[0-9]/) || (b != "" && substr(b, 1, 1) !~ /[0-9]/)) {
+			ac = vc_order(substr(a, 1, 1)); bc = vc_order(substr(b, 1, 1))
+			if (ac != bc) return ac - bc
+			a = substr(a, 2); b = substr(b, 2)
+		}
+		match(a, /^[0-9]*/); da = substr(a, 1, RLENGTH); a = substr(a, RLENGTH + 1)
+		match(b, /^[0-9]*/); db = substr(b, 1, RLENGTH); b = substr(b, RLENGTH + 1)
+		sub(/^0+/, "", da); sub(/^0+/, "", db)
+		if (length(da) != length(db)) return length(da) - length(db)
+		if (da != db) return da < db ? -1 : 1
+	}
+	return 0
+}
+function vercmp(a, b,   ea, eb, ra, rb, r) {
+	ea = eb = 0; ra = rb = ""
+	if (index(a, ":")) { ea = substr(a, 1, index(a, ":") - 1) + 0; a = substr(a, index(a, ":") + 1) }
+	if (index(b, ":")) { eb = substr(b, 1, index(b, ":") - 1) + 0; b = substr(b, index(b, ":") + 1) }
+	if (ea != eb) return ea < eb ? -1 : 1
+	if (match(a, /-[^-]*$/)) { ra = substr(a, RSTART + 1); a = substr(a, 1, RSTART - 1) }
+	if (match(b, /-[^-]*$/)) { rb = substr(b, RSTART + 1); b = substr(b, 1, RSTART - 1) }
+	r = vc_revcmp(a, b)
+	return r ? r : vc_revcmp(ra, rb)
+}
+BEGIN { for (i = 1; i < 256; i++) VC_ORD[sprintf("%c", i)] = i }
+'
+
+# local_archive DIR K SUITE ARCH COMPONENTS OUT makes OUT a one-suite archive
+# (dists/SUITE/Release and each component's Packages) from the first K
+# pockets' indexes DIR/I.COMPONENT.xz, I from 0 in pocket order: of each
+# package the stanza of the newest version, the earliest of equals, with
+# only the fields debootstrap reads.
+local_archive() {
+	local dir=$1 k=$2 suite=$3 arch=$4 comps=$5 out=$6 c j rel
+	mkdir -p "$out/dists/$suite"
+	rel=$(printf 'Suite: %s\nCodename: %s\nArchitectures: %s\nComponents: %s\nSHA256:' "$suite" "$suite" "$arch" "$comps")
+	for c in $comps; do
+		for ((j = 0; j < k; j++)); do
+			xz -dc "$dir/$j.$c.xz" | awk -v i="$j" 'BEGIN { RS = ""; FS = "\n" }
+				{ p = v = ""
+				  for (f = 1; f <= NF; f++) {
+					if ($f ~ /^Package:/) { p = $f; sub(/^Package:[ \t]*/, "", p) }
+					else if ($f ~ /^Version:/) { v = $f; sub(/^Version:[ \t]*/, "", v) }
+				  }
+				  if (p != "") print p, v, i }'
+		done | sort -k1,1 -k3,3n >"$dir/versions" || return 1
+		# Of each name, the newest version; of equals, the first pocket's.
+		LC_ALL=C awk "$VERCMP_AWK"'
+			$1 != name { if (name != "") print name, best, bi; name = $1; best = $2; bi = $3; next }
+			vercmp($2, best) > 0 { best = $2; bi = $3 }
+			END { if (name != "") print name, best, bi }' "$dir/versions" >"$dir/winners" || return 1
+		local pk=dists/$suite/$c/binary-$arch/Packages
+		mkdir -p "$out/${pk%/*}"
+		for ((j = 0; j < k; j++)); do
+			awk -v i="$j" '$3 == i { print $1, $2 }' "$dir/winners" >"$dir/keep"
+			xz -dc "$dir/$j.$c.xz" | awk -v keep="$dir/keep" '
+				BEGIN { while ((getline l < keep) > 0) want[l] = 1; RS = ""; FS = "\n" }
+				{ s = p = v = ""
+				  for (f = 1; f <= NF; f++) {
+					if ($f ~ /^Package:/) { p = $f; sub(/^Package:[ \t]*/, "", p) }
+					else if ($f ~ /^Version:/) { v = $f; sub(/^Version:[ \t]*/, "", v) }
+					if ($f ~ /^(Package|Version|Architecture|Priority|Essential|Depends|Pre-Depends|Provides|Filename|Size|SHA256|MD5sum):/) s = s $f "\n"
+				  }
+				  if (want[p " " v]) { print s; want[p " " v] = 0 } }'
+		done >"$out/$pk" || return 1
+		rel+=$(printf '\n %s %s %s' "$(sha256sum <"$out/$pk" | cut -d' ' -f1)" "$(stat -c %s "$out/$pk")" "$c/binary-$arch/Packages")
+	done
+	printf '%s\n' "$rel" >"$out/dists/$suite/Release"
+	rm -f "$dir/versions" "$dir/winners" "$dir/keep"
 }
 
 # --- mounts and cleanup --------------------------------------------------------
@@ -347,7 +620,9 @@ check_audit() {
 }
 
 # check_apt ROOTFS: apt-get check, then update, install hello and run it with
-# /dev and /proc mounted (unmounted again before returning).
+# /dev and /proc mounted (unmounted again before returning). What `apt list
+# --upgradable` printed after the update is left in $CASE_STORE/upgradable
+# for check_pockets.
 check_apt() {
 	local image=$1 out rc=0 ov rootfs
 	# A plain chroot, as debootstrap's users use one, over an overlay of
@@ -367,8 +642,9 @@ check_apt() {
 	mount --rbind /dev "$rootfs/dev"
 	mount --make-rslave "$rootfs/dev"
 	mount -t proc proc "$rootfs/proc"
-	if ! out=$(in_root "$rootfs" sh -c 'apt-get update && apt-get install -y hello' 2>&1); then
-		log "  apt-get update && apt-get install hello failed:"
+	rm -f "$CASE_STORE/upgradable"
+	if ! out=$(in_root "$rootfs" sh -c 'apt-get update && apt list --upgradable >/tmp/e2e-upgradable 2>/dev/null && apt-get install -y hello' 2>&1); then
+		log "  apt-get update, apt list --upgradable, apt-get install hello: failed:"
 		tail -n 30 <<<"$out" | indent
 		log "  apt sources in the image:"
 		cat "$rootfs"/etc/apt/sources.list "$rootfs"/etc/apt/sources.list.d/* 2>/dev/null | indent || true
@@ -377,20 +653,82 @@ check_apt() {
 		log "  hello printed: $out"
 		rc=1
 	fi
+	[[ -f $rootfs/tmp/e2e-upgradable ]] && cp "$rootfs/tmp/e2e-upgradable" "$CASE_STORE/upgradable"
 	unmount_all "$rootfs"
 	safe_rm "$ov"
 	return "$rc"
 }
 
-# check_warm STORE NAME MIRROR KEYRING FIRST_REF: a second bootstrap into the same
-# store downloads nothing, becomes NAME:2 with the same packages, and the image
-# commands see both versions.
+# sources_suites ROOTFS prints the suites of the image's deb lines in
+# /etc/apt/sources.list, one a line, sorted.
+sources_suites() {
+	awk '$1 == "deb" { i = 2; if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ } print $(i + 1) }' "$1/etc/apt/sources.list" | sort
+}
+
+# check_pockets ROOTFS SUITE: the image's sources.list names the release and
+# each pocket the suite has (suite_pockets), and apt found nothing to upgrade
+# after its update (check_apt's $CASE_STORE/upgradable).
+check_pockets() {
+	local rootfs=$1 suite=$2 rc=0 want got
+	want=$(suite_pockets "$suite" | sort)
+	got=$(sources_suites "$rootfs")
+	if [[ $got != "$want" ]]; then
+		log "  /etc/apt/sources.list names ${got//$'\n'/ }, want ${want//$'\n'/ }:"
+		indent <"$rootfs/etc/apt/sources.list"
+		rc=1
+	fi
+	if [[ ! -f $CASE_STORE/upgradable ]]; then
+		log "  no apt list --upgradable output (apt-get update failed above)"
+		rc=1
+	elif grep -v -e '^Listing' -e '^$' "$CASE_STORE/upgradable" >"$CASE_STORE/upgradable.pkgs"; then
+		log "  apt list --upgradable after apt-get update lists $(wc -l <"$CASE_STORE/upgradable.pkgs") packages: the bootstrap missed newer versions in the pockets it read:"
+		head -n 20 "$CASE_STORE/upgradable.pkgs" | indent
+		rc=1
+	fi
+	return "$rc"
+}
+
+# check_release_pocket STORE NAME SUITE VARIANT MIRROR EXPECTED: a bootstrap
+# with --pockets release installs exactly debootstrap's package set, and its
+# sources.list is the one line debootstrap writes ("deb MIRROR SUITE
+# COMPONENTS"). The bootstrap flags of the case ($CASE_BFLAGS) apply.
+check_release_pocket() {
+	local store=$1 name=$2-release suite=$3 variant=$4 mirror=$5 expected=$6 ref rootfs rc=0 want
+	if [[ $("$JM" bootstrap --help 2>&1) != *--pockets* ]]; then
+		log "  this jailmgr has no bootstrap --pockets"
+		return 1
+	fi
+	if ! ref=$("$JM" --store "$store" bootstrap "$suite" --variant "$variant" --mirror "$mirror" "${CASE_BFLAGS[@]}" --pockets release --name "$name" 2>"$store.release.log"); then
+		log "  bootstrap --pockets release failed; the end of its stderr:"
+		tail -n 30 "$store.release.log" | indent
+		return 1
+	fi
+	rootfs=$("$JM" --store "$store" image show "$ref" --rootfs)
+	check_packages "$rootfs" "$expected" || rc=1
+	check_audit "$rootfs" || rc=1
+	want="deb $mirror $suite $(suite_key "$suite" components | tr ',' ' ' | xargs)"
+	if [[ $(cat "$rootfs/etc/apt/sources.list") != "$want" ]]; then
+		log "  /etc/apt/sources.list is not debootstrap's '$want':"
+		indent <"$rootfs/etc/apt/sources.list"
+		rc=1
+	fi
+	"$JM" -q --store "$store" image rm "$ref" >/dev/null || { log "  image rm $ref failed"; rc=1; }
+	return "$rc"
+}
+
+# check_warm STORE NAME SUITE VARIANT MIRROR KEYRING: a second bootstrap into
+# the same store with --force downloads nothing, becomes NAME:2 with the same
+# packages, and the image commands see both versions; a third one without
+# --force has NAME:2's inputs, so it reuses NAME:2 (says so, downloads and
+# commits nothing, in a few seconds at most). The bootstrap flags of the case
+# ($CASE_BFLAGS) apply.
 check_warm() {
 	local store=$1 name=$2 suite=$3 variant=$4 mirror=$5 keyring=$6 errlog ref rc=0
 	errlog=$(mktemp)
 	local kflag=()
 	[[ -n $keyring ]] && kflag=(--keyring "$keyring")
-	if ! ref=$("$JM" --store "$store" bootstrap "$suite" --variant "$variant" --mirror "$mirror" "${kflag[@]}" --name "$name" 2>"$errlog"); then
+	local bflags=(bootstrap "$suite" --variant "$variant" --mirror "$mirror" "${kflag[@]}" "${CASE_BFLAGS[@]}" --name "$name")
+	if ! ref=$("$JM" --store "$store" "${bflags[@]}" --force 2>"$errlog"); then
 		log "  second bootstrap failed:"
 		tail -n 30 "$errlog" | indent
 		rm -f "$errlog"
@@ -401,7 +739,6 @@ check_warm() {
 		tail -n 30 "$errlog" | indent
 		rc=1
 	fi
-	rm -f "$errlog"
 	if [[ $ref != "$name:2" ]]; then
 		log "  second bootstrap printed '$ref', want '$name:2'"
 		rc=1
@@ -416,6 +753,24 @@ check_warm() {
 	local n
 	n=$("$JM" --store "$store" image list --json | jq --arg n "$name" '[.[] | select(.name == $n)] | length')
 	[[ $n == 2 ]] || { log "  image list shows $n versions of $name, want 2"; rc=1; }
+
+	# The same inputs again, without --force: NAME:2 is reused.
+	local start=$SECONDS
+	if ! ref=$("$JM" --store "$store" "${bflags[@]}" 2>"$errlog"); then
+		log "  the repeated bootstrap failed:"
+		tail -n 30 "$errlog" | indent
+		rc=1
+	elif [[ $ref != "$name:2" ]] || ! grep -q "$name:2 has the same inputs: reusing it" "$errlog" || grep -qE 'downloaded|committed ' "$errlog"; then
+		log "  the repeated bootstrap printed '$ref', want $name:2 reused with nothing downloaded or committed; its stderr:"
+		tail -n 30 "$errlog" | indent
+		rc=1
+	else
+		log "  repeated bootstrap: $name:2 reused in $((SECONDS - start))s"
+	fi
+	rm -f "$errlog"
+	n=$("$JM" --store "$store" image list --json | jq --arg n "$name" '[.[] | select(.name == $n)] | length')
+	[[ $n == 2 ]] || { log "  after the repeated bootstrap, image list shows $n versions of $name, want 2"; rc=1; }
+
 	"$JM" --store "$store" image rm "$name:1" >/dev/null 2>&1 || { log "  image rm $name:1 failed"; rc=1; }
 	n=$("$JM" --store "$store" image list --json | jq --arg n "$name" '[.[] | select(.name == $n)] | length')
 	[[ $n == 1 ]] || { log "  after image rm, image list shows $n versions of $name, want 1"; rc=1; }
@@ -423,7 +778,9 @@ check_warm() {
 }
 
 # check_lifecycle STORE NAME: with a session open on NAME (its newest
-# version, N), image update builds N+1 while the session keeps running, rm
+# version, N), image update --include hello builds N+1 while the session
+# keeps running (an image of every pocket's newest packages has nothing to
+# upgrade, and an update that changes nothing commits no version), rm
 # refuses N while the session lives, gc keeps it for the session and removes
 # it after, and rm --force ends a session to remove its version.
 check_lifecycle() {
@@ -431,7 +788,7 @@ check_lifecycle() {
 	local jm=("$JM" --store "$store")
 	from=$("${jm[@]}" image show "$name" --json | jq -r '"\(.name):\(.version)"')
 	sid=$("${jm[@]}" session begin "$name") || { log "  session begin $name failed"; return 1; }
-	if ! to=$("${jm[@]}" image update "$name" 2>"$store/update.log"); then
+	if ! to=$("${jm[@]}" image update --include hello "$name" 2>"$store/update.log"); then
 		log "  image update $name failed:"
 		tail -n 30 "$store/update.log" | indent
 		"${jm[@]}" session end "$sid"
@@ -524,17 +881,15 @@ tree_listing() {
 		(cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
 }
 
-# check_repro STORE NAME SUITE VARIANT MIRROR KEYRING: a second bootstrap of
-# the same archive state into another store (its package cache linked from
-# the first), with the same SOURCE_DATE_EPOCH, exports to the same bytes as
-# NAME:1 of the first.
+# check_repro STORE NAME SUITE VARIANT MIRROR: a second bootstrap of the
+# same archive state into another store (its package cache linked from the
+# first), with the same SOURCE_DATE_EPOCH and flags ($CASE_BFLAGS), exports
+# to the same bytes as NAME:1 of the first.
 check_repro() {
-	local store=$1 name=$2 suite=$3 variant=$4 mirror=$5 keyring=$6 other=$1.repro rc=0 s1 s2
-	local kflag=()
-	[[ -n $keyring ]] && kflag=(--keyring "$keyring")
+	local store=$1 name=$2 suite=$3 variant=$4 mirror=$5 other=$1.repro rc=0 s1 s2
 	mkdir -p "$other/cache"
 	cp -al "$store/cache/debs" "$other/cache/"
-	if ! "$JM" -q --store "$other" bootstrap "$suite" --variant "$variant" --mirror "$mirror" "${kflag[@]}" --name "$name" >/dev/null 2>"$other.log"; then
+	if ! "$JM" -q --store "$other" bootstrap "$suite" --variant "$variant" --mirror "$mirror" "${CASE_BFLAGS[@]}" --name "$name" >/dev/null 2>"$other.log"; then
 		log "  the second bootstrap failed:"
 		tail -n 20 "$other.log" | indent
 		safe_rm "$other"
@@ -586,15 +941,22 @@ check_sbuild() {
 		log "  schroot itself is installed: this check runs without it (apt-get purge schroot)"
 		return 1
 	fi
-	ensure_tools sbuild:sbuild
+	# (main installs sbuild before any case starts: no apt-get on the host
+	# while other cases run.)
 	work=$(mktemp -d /srv/jailmgr-e2e-sbuild.XXXXXX)
 	chmod 755 "$work"
 	# sbuild-createchroot writes its chroot definition where schroot reads
 	# it, if that folder exists: a host that has jailmgr as schroot makes it.
 	local made_chroot_d=
 	[[ -d /etc/schroot/chroot.d ]] || { mkdir -p /etc/schroot/chroot.d && made_chroot_d=1; }
+	# The setuid jailmgr takes no JAILMGR_* variable: its sessions use the
+	# default store and session folders, which it makes where missing.
+	local made_state='' d
+	for d in /var/lib/jailmgr /run/jailmgr; do
+		[[ -e $d ]] || made_state+=" $d"
+	done
 	# shellcheck disable=SC2064
-	trap "sbuild_cleanup '$work' '$made_chroot_d'; safe_rm '$CASE_STORE'" EXIT
+	trap "sbuild_cleanup '$work' '$made_chroot_d' '$made_state'; safe_rm '$CASE_STORE'" EXIT
 	name=$suite-$(dpkg --print-architecture)-jailmgr-e2e
 	chroot=$work/$name
 	mkdir "$chroot" "$work/bin" "$work/build"
@@ -615,7 +977,7 @@ check_sbuild() {
 	if ! getent passwd "$user" >/dev/null; then
 		useradd -m "$user"
 		# shellcheck disable=SC2064
-		trap "sbuild_cleanup '$work' '$made_chroot_d'; userdel -r '$user' 2>/dev/null; safe_rm '$CASE_STORE'" EXIT
+		trap "sbuild_cleanup '$work' '$made_chroot_d' '$made_state'; userdel -r '$user' 2>/dev/null; safe_rm '$CASE_STORE'" EXIT
 	fi
 	sbuild-adduser "$user" >/dev/null 2>&1 || { log "  sbuild-adduser $user failed"; return 1; }
 	if ! PATH=$path sbuild-createchroot --setup-only "$suite" "$chroot" "$mirror" >"$work/createchroot.log" 2>&1; then
@@ -640,7 +1002,7 @@ check_sbuild() {
 	chrootname=$(sed -n 's/^\[\(.*\)\]$/\1/p' "$conf" | head -n1)
 	local i marker=/jailmgr-e2e-dirty
 	for i in 1 2; do
-		local setup="touch $marker"
+		local setup="touch $marker" t0=$SECONDS
 		[[ $i == 2 ]] && setup="test ! -e $marker"
 		if ! (cd "$work/build" && runuser -u "$user" -- env PATH="$path" HOME="/home/$user" \
 			sbuild --chroot-mode=schroot -c "$chrootname" -d "$suite" --no-run-lintian --no-run-autopkgtest --no-run-piuparts \
@@ -650,6 +1012,7 @@ check_sbuild() {
 			rc=1
 			break
 		fi
+		log "  sbuild build $i: $((SECONDS - t0))s"
 		ls "$work/build"/hello_*.deb >/dev/null 2>&1 || { log "  build $i made no hello .deb"; rc=1; }
 	done
 	[[ -e $chroot$marker ]] && { log "  a session's change reached the chroot folder"; rc=1; }
@@ -657,10 +1020,12 @@ check_sbuild() {
 	return "$rc"
 }
 
-# sbuild_cleanup WORK MADE_CHROOT_D: removes what check_sbuild made outside
-# its folder: the chroot definition, and the chroot.d folder if it made it.
+# sbuild_cleanup WORK MADE_CHROOT_D MADE_STATE: removes what check_sbuild
+# made outside its folder: the chroot definition, the chroot.d folder if it
+# made it, and of the default store and session folders those in MADE_STATE
+# (they were not there before) if they hold no file.
 sbuild_cleanup() {
-	local work=$1 made=$2 f
+	local work=$1 made=$2 made_state=${3:-} f d
 	for f in /etc/schroot/chroot.d/*; do
 		[[ -f $f ]] && grep -q "^directory=$work/" "$f" && rm -f "$f"
 	done
@@ -673,6 +1038,10 @@ sbuild_cleanup() {
 		[[ -L $f && $(readlink "$f") == "$work"/* ]] && rm -f "$f"
 	done
 	safe_rm "$work"
+	for d in $made_state; do
+		[[ -d $d && -z $(find "$d" -mindepth 1 ! -type d -print -quit) && -z $(mounts_below "$d") ]] && rm -r "$d"
+	done
+	return 0
 }
 
 # check_session STORE REF ROOTFS: a throwaway session of the image runs in new
@@ -735,8 +1104,31 @@ check_access() {
 	return "$rc"
 }
 
-# run_case SUITE VARIANT, in a subshell of its own: bootstrap, then every check
-# (all run, each failure named), then cleanup whatever happened.
+# seed_cache STORE makes STORE's package and index caches (before its first
+# bootstrap) with hard links to every file of the shared caches. Both are
+# content-addressed (<sha256>.deb, <sha256>.zst), so a file of another case
+# is the right file here.
+seed_cache() {
+	local d
+	for d in debs indexes; do
+		mkdir -p "$1/cache/$d"
+		find "$SHARED_CACHE/$d" -maxdepth 1 -type f \( -name '*.deb' -o -name '*.zst' \) -exec ln -t "$1/cache/$d" {} + 2>/dev/null || true
+	done
+}
+
+# share_cache STORE adds STORE's cached files to the shared caches (hard
+# links; a file another case put there first is left as it is).
+share_cache() {
+	local d
+	for d in debs indexes; do
+		[[ -d $1/cache/$d ]] || continue
+		find "$1/cache/$d" -maxdepth 1 -type f \( -name '*.deb' -o -name '*.zst' \) -exec ln -t "$SHARED_CACHE/$d" {} + 2>/dev/null || true
+	done
+}
+
+# run_case SUITE VARIANT, in a subshell of its own: bootstrap (while
+# debootstrap --print-debs runs beside it), then every check (all run, each
+# failure named), then cleanup whatever happened.
 run_case() {
 	local suite=$1 variant=$2
 	# Global, not local: the EXIT trap runs after this function has returned.
@@ -745,45 +1137,115 @@ run_case() {
 	local store=$CASE_STORE
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	# This case's sessions alone: the lifecycle check lists the sessions and
+	# gc keeps what a session uses, while other cases run theirs.
+	export JAILMGR_RUN_DIR=$store/run
 
-	local mirror keyring name=e2e-$suite-$variant
+	local mirror keyring name=e2e-$suite-$variant script
 	mirror=$(mirror_for "$suite")
 	keyring=$(keyring_for "$suite" "$KEYDIR")
 	log "== $suite:$variant from $mirror${keyring:+ (keyring $keyring)}"
+	script=$(debootstrap_script "$suite")
+	# shellcheck disable=SC2016 # dpkg-query's field, not a shell variable
+	[[ $script == "$DEBOOTSTRAP_SCRIPTS/$suite" ]] ||
+		log "  debootstrap $(dpkg-query -W -f '${Version}' debootstrap) has no script for $suite: the expected set comes from its $(basename "$script") script, which upstream debootstrap links $suite to"
 
-	local expected=$store/expected
-	print_debs "$suite" "$variant" "$mirror" "$keyring" >"$expected" || return 1
-	[[ -s $expected ]] || { log "  debootstrap --print-debs printed no packages"; return 1; }
+	# The flags of every bootstrap of this case (check_repro's and
+	# check_release_pocket's too).
+	CASE_BFLAGS=()
+	[[ -n $keyring ]] && CASE_BFLAGS+=(--keyring "$keyring")
+	local pockets
+	pockets=$(suite_pockets "$suite")
+	if [[ -n ${DEBIAN_SECURITY_MIRROR:-} && $(distribution "$suite") == debian && $pockets == *-security* ]]; then
+		CASE_BFLAGS+=(--security-mirror "${DEBIAN_SECURITY_MIRROR%/}")
+	fi
+	log "  pockets: ${pockets//$'\n'/ }"
+	# A frozen mirror serves Release files past their Valid-Until (sid's
+	# says a week): only then does the bootstrap take --ignore-valid-until,
+	# and the image's apt (check_apt, check_session) the option it writes.
+	local pk m vu expired=
+	for pk in $pockets; do
+		m=$mirror
+		if [[ $pk == *-security ]]; then
+			m=$(security_mirror_for "$suite") || continue
+		fi
+		if vu=$(release_expired "$m" "$pk"); then
+			log "  $pk: the Release on $m expired at $vu (now $(date -u '+%a, %d %b %Y %T UTC')): bootstrapping with --ignore-valid-until (debootstrap --print-debs never reads Valid-Until)"
+			expired=1
+		fi
+	done
+	[[ -z $expired ]] || CASE_BFLAGS+=(--ignore-valid-until)
+
+	# What debootstrap selects, from the release pocket alone and from all
+	# the pockets (expected_sets), while the bootstrap runs.
+	# Its folders in the store: a case stopped halfway leaves none behind.
+	local expected=$store/expected expected_release=$store/expected.release pd_pid
+	mkdir "$store/tmp"
+	TMPDIR=$store/tmp expected_sets "$suite" "$variant" "$mirror" "$keyring" "$expected_release" "$expected" 2>"$store/print-debs.log" &
+	pd_pid=$!
 
 	# bookworm:minbase is built twice (check_repro) with one
 	# SOURCE_DATE_EPOCH: the two exports must be bit-identical.
 	[[ $suite:$variant == bookworm:minbase ]] && export SOURCE_DATE_EPOCH=$(date +%s)
-	local kflag=() ref errlog=$store/bootstrap.log start=$SECONDS
-	[[ -n $keyring ]] && kflag=(--keyring "$keyring")
-	if ! ref=$("$JM" --store "$store/s" bootstrap "$suite" --variant "$variant" --mirror "$mirror" "${kflag[@]}" --name "$name" 2>"$errlog"); then
+	local ref errlog=$store/bootstrap.log start=$SECONDS
+	seed_cache "$store/s"
+	if ! ref=$("$JM" --store "$store/s" bootstrap "$suite" --variant "$variant" --mirror "$mirror" "${CASE_BFLAGS[@]}" --name "$name" 2>"$errlog"); then
 		log "  bootstrap failed; the end of its stderr:"
 		tail -n 40 "$errlog" | indent
+		wait "$pd_pid" || true
+		log "  failed: bootstrap"
 		return 1
 	fi
 	log "  bootstrapped $ref in $((SECONDS - start))s"
+	share_cache "$store/s"
 	local rootfs
 	rootfs=$("$JM" --store "$store/s" image show "$ref" --json | jq -r .rootfs)
 	if [[ -z $rootfs || $rootfs == null || ! -d $rootfs ]]; then
 		log "  image show $ref --json gives no rootfs folder ('$rootfs')"
+		wait "$pd_pid" || true
+		log "  failed: image show"
 		return 1
 	fi
 
-	local failed=()
-	check_packages "$rootfs" "$expected" && log "  a. package set: same as debootstrap's" || failed+=(a:packages)
+	local failed=() have_expected=
+	if ! wait "$pd_pid"; then
+		cat "$store/print-debs.log" >&2
+	elif [[ ! -s $expected || ! -s $expected_release ]]; then
+		log "  debootstrap --print-debs printed no packages"
+	else
+		have_expected=1
+	fi
+	if [[ -n $have_expected ]]; then
+		# Said whenever it happens: an update that gained (or lost) a
+		# dependency makes the default bootstrap differ from what
+		# debootstrap, which reads the release pocket alone, installs.
+		if ! cmp -s "$expected_release" "$expected"; then
+			log "  the pockets' newest versions change debootstrap's selection from the release pocket's (- release alone, + all pockets):"
+			{ diff "$expected_release" "$expected" || true; } | sed -n 's/^< /-/p; s/^> /+/p' | indent
+		fi
+		check_packages "$rootfs" "$expected" && log "  a. package set: same as debootstrap's from the same pockets" || failed+=(a:packages)
+	else
+		failed+=(a:print-debs)
+	fi
 	check_audit "$rootfs" && log "  b. dpkg --audit: silent" || failed+=(b:audit)
 	"$JM" --store "$store/s" image verify "$ref" >/dev/null && log "  h. image verify: the tree matches its index and dpkg's md5sums" || failed+=(h:verify)
 	check_apt "$rootfs" && log "  c. apt-get check, update, install hello: ok; hello runs" || failed+=(c:apt)
+	check_pockets "$rootfs" "$suite" && log "  l. pockets: sources.list names ${pockets//$'\n'/ }; apt list --upgradable after apt-get update: nothing" || failed+=(l:pockets)
+	case $suite:$variant in
+	bookworm:minbase | focal:minbase)
+		if [[ -n $have_expected ]] && check_release_pocket "$store/s" "$name" "$suite" "$variant" "$mirror" "$expected_release"; then
+			log "  m. --pockets release: debootstrap's package set, and its one sources.list line"
+		else
+			failed+=(m:release-pocket)
+		fi
+		;;
+	esac
 	check_session "$store/s" "$ref" "$rootfs" && log "  e. session: new namespaces, no way out for root, apt-get install hello works, the image untouched" || failed+=(e:session)
 	if [[ $suite:$variant == bookworm:buildd ]]; then
 		check_sbuild "$store/s" "$ref" "$suite" "$mirror" && log "  i. sbuild: hello built twice through jailmgr as schroot (setuid, non-root builder), clean root each time" || failed+=(i:sbuild)
 	fi
 	if [[ $suite:$variant == bookworm:minbase ]]; then
-		check_repro "$store/s" "$name" "$suite" "$variant" "$mirror" "$keyring" && log "  k. reproducible: a second bootstrap with the same SOURCE_DATE_EPOCH exports to the same bytes" || failed+=(k:reproducible)
+		check_repro "$store/s" "$name" "$suite" "$variant" "$mirror" && log "  k. reproducible: a second bootstrap with the same SOURCE_DATE_EPOCH exports to the same bytes" || failed+=(k:reproducible)
 		check_export "$store/s" "$ref" && log "  j. export: skopeo and umoci take the OCI export; importing either export gives the same files and packages" || failed+=(j:export)
 		check_access "$store/s" "$ref" && log "  f. access: refused outside users, the caller's own user inside, root only for root-users" || failed+=(f:access)
 		start=$SECONDS
@@ -797,39 +1259,109 @@ run_case() {
 	fi
 }
 
+# The cases that main runs, by index: E2E_RUNNING maps the pid of each
+# running one (the leader of its process group) to its index.
+declare -a E2E_CASE_LIST=() E2E_STARTED=() E2E_RESULT=()
+declare -A E2E_RUNNING=()
+
+# reap_case waits for one running case to end, prints its log whole, and
+# records its result line.
+reap_case() {
+	local pid rc i why
+	set +e
+	wait -n -p pid "${!E2E_RUNNING[@]}"
+	rc=$?
+	set -e
+	i=${E2E_RUNNING[$pid]}
+	unset "E2E_RUNNING[$pid]"
+	cat "$E2E_LOGDIR/$i.log" >&2
+	why=$(sed -n 's/^  failed: //p' "$E2E_LOGDIR/$i.log" | tail -n1)
+	if ((rc == 0)); then
+		E2E_RESULT[i]="PASS ${E2E_CASE_LIST[i]} ($((SECONDS - E2E_STARTED[i]))s)"
+	else
+		E2E_RESULT[i]="FAIL ${E2E_CASE_LIST[i]} ($((SECONDS - E2E_STARTED[i]))s): ${why:-exit status $rc, see its log}"
+	fi
+	log "${E2E_RESULT[i]}"
+	rm -f "$E2E_LOGDIR/$i.log"
+}
+
+# stop_cases ends the cases still running (each its whole process group, so
+# that a bootstrap or dpkg inside stops too) and waits for their cleanup.
+stop_cases() {
+	local pid
+	for pid in "${!E2E_RUNNING[@]}"; do
+		kill -TERM -- "-$pid" 2>/dev/null || true
+	done
+	for pid in "${!E2E_RUNNING[@]}"; do
+		wait "$pid" 2>/dev/null || true
+		cat "$E2E_LOGDIR/${E2E_RUNNING[$pid]}.log" >&2 2>/dev/null || true
+		log "STOPPED ${E2E_CASE_LIST[${E2E_RUNNING[$pid]}]}"
+	done
+	E2E_RUNNING=()
+}
+
 main() {
 	[[ $(id -u) == 0 ]] || die "run as root (chroot, mounts)"
+	local c
+	read -ra E2E_CASE_LIST <<<"${E2E_CASES:-$(default_cases)}"
+	for c in "${E2E_CASE_LIST[@]}"; do
+		[[ $c == *:* ]] || die "E2E_CASES: '$c' is not SUITE:VARIANT"
+		distribution "${c%%:*}" >/dev/null
+	done
+	local jobs=${E2E_JOBS:-3}
+	[[ $jobs =~ ^[1-9][0-9]*$ ]] || die "E2E_JOBS=$jobs is not a positive number"
+
 	[[ -s $DEBIAN_KEYRING ]] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debian-archive-keyring >&2
-	ensure_tools debootstrap:debootstrap xz:xz-utils jq:jq gpgv:gpgv sha256sum:coreutils skopeo:skopeo umoci:umoci
+	local tools=(debootstrap:debootstrap xz:xz-utils zstd:zstd jq:jq gpgv:gpgv sha256sum:coreutils skopeo:skopeo umoci:umoci)
+	# Installed now: no apt-get on the host once cases run side by side.
+	[[ " ${E2E_CASE_LIST[*]} " == *" bookworm:buildd "* ]] && tools+=(sbuild:sbuild)
+	ensure_tools "${tools[@]}"
 	command -v curl >/dev/null 2>&1 || command -v wget >/dev/null 2>&1 || ensure_tools curl:curl
 	JM=$(jailmgr_bin)
 	KEYDIR=$(mktemp -d "${TMPDIR:-/tmp}/jailmgr-e2e-keys.XXXXXX")
-	trap 'safe_rm "$KEYDIR"' EXIT
-	export JM KEYDIR
+	SHARED_CACHE=$(mktemp -d "${TMPDIR:-/tmp}/jailmgr-e2e-cache.XXXXXX")
+	mkdir "$SHARED_CACHE/debs" "$SHARED_CACHE/indexes"
+	E2E_LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/jailmgr-e2e-logs.XXXXXX")
+	trap 'stop_cases; safe_rm "$KEYDIR"; safe_rm "$SHARED_CACHE"; rm -rf "$E2E_LOGDIR"' EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	export JM KEYDIR SHARED_CACHE
+	# The Ubuntu keyring once, before cases that need it run side by side.
+	for c in "${E2E_CASE_LIST[@]}"; do
+		if [[ $(distribution "${c%%:*}") == ubuntu ]]; then
+			keyring_for "${c%%:*}" "$KEYDIR" >/dev/null
+			break
+		fi
+	done
 
-	local cases c passed=0 nfailed=0 summary=() start
-	read -ra cases <<<"${E2E_CASES:-$E2E_DEFAULT_CASES}"
-	for c in "${cases[@]}"; do
-		[[ $c == *:* ]] || die "E2E_CASES: '$c' is not SUITE:VARIANT"
-		start=$SECONDS
-		set +e
+	# Job control: each case runs in a process group of its own, which
+	# stop_cases can end whole.
+	set -m
+	local i t0=$SECONDS
+	for i in "${!E2E_CASE_LIST[@]}"; do
+		while ((${#E2E_RUNNING[@]} >= jobs)); do
+			reap_case
+		done
+		c=${E2E_CASE_LIST[i]}
+		E2E_STARTED[i]=$SECONDS
 		(
 			set -e
 			run_case "${c%%:*}" "${c#*:}"
-		)
-		local rc=$?
-		set -e
-		if ((rc == 0)); then
-			passed=$((passed + 1))
-			summary+=("PASS $c ($((SECONDS - start))s)")
-		else
-			nfailed=$((nfailed + 1))
-			summary+=("FAIL $c ($((SECONDS - start))s)")
-		fi
-		log "${summary[-1]}"
+		) </dev/null >"$E2E_LOGDIR/$i.log" 2>&1 &
+		E2E_RUNNING[$!]=$i
 	done
+	while ((${#E2E_RUNNING[@]})); do
+		reap_case
+	done
+	set +m
+
+	local passed=0 nfailed=0
 	echo
-	printf '%s\n' "${summary[@]}"
+	for i in "${!E2E_CASE_LIST[@]}"; do
+		printf '%s\n' "${E2E_RESULT[i]}"
+		[[ ${E2E_RESULT[i]} == PASS* ]] && passed=$((passed + 1)) || nfailed=$((nfailed + 1))
+	done
+	echo "all ${#E2E_CASE_LIST[@]} cases in $((SECONDS - t0))s, $jobs at a time"
 	echo "$passed passed, $nfailed failed"
 	((nfailed == 0))
 }
