@@ -52,8 +52,13 @@
 # /etc/schroot/chroot.d, a builder user, /run/jailmgr/sessions, which its
 # setuid jailmgr uses whatever the environment says); no other case uses any
 # of them, so it runs beside the others.
-# On this 2-core VM the default 24 cases take 17 to 20 minutes (1027 s and
-# 1166 s in two runs of 2026-12-08), the whole of what e2e adds to CI.
+# On this 2-core VM the 24 default cases took 17 and 19 minutes (1027 s and
+# 1166 s, 2026-12-08, while other test suites kept the load average at 8 to
+# 12). bookworm:buildd, whose sbuild builds hello twice (3 to 6 minutes
+# each), is the longest case and starts first; the other 23 fill the other
+# two slots around it. The four cases that ran one after the other before
+# (bookworm minbase and buildd, focal and noble minbase) took about 8
+# minutes on the same machine, so the matrix adds about 10 minutes to CI.
 #
 # No mirror is written here: Debian's comes from the host's apt sources, Ubuntu's
 # from debootstrap's own suite script, both at run time; DEBIAN_MIRROR and
